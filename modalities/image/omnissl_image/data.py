@@ -1,0 +1,236 @@
+"""Image datasets held in memory as uint8 ``(N, C, H, W)`` tensors, fetched a whole batch at a time.
+
+Sources: ``.npz`` arrays (``x`` uint8 HWC or HW, ``y``), ImageFolder trees, torchvision datasets by name (their own
+download code, only when ``download: true``), the shared CIFAR-10 subset and MNIST, and scikit-learn's bundled
+digits (no download at all: the offline demo).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from omnissl.errors import DataError
+from omnissl.registry import DATASETS
+from omnissl.types import DataBundle
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class ImageTensorDataset(Dataset[dict[str, Any]]):
+    """uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``; ``__getitems__`` returns a ready batch."""
+
+    def __init__(self, images: Tensor, labels: Tensor, *, source: str = "") -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise DataError(f"{source}: images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if labels.shape[0] != images.shape[0]:
+            raise DataError(f"{source}: {images.shape[0]} images but {labels.shape[0]} labels")
+        self.images, self.labels = images.contiguous(), labels.long()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"x": self.images[index], "y": self.labels[index], "index": index}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return {"x": self.images[index], "y": self.labels[index], "index": index}
+
+
+def collate_images(samples: Any) -> dict[str, Any]:
+    if isinstance(samples, dict):  # already batched by __getitems__
+        return samples
+    return {"x": torch.stack([s["x"] for s in samples]), "y": torch.stack([torch.as_tensor(s["y"]) for s in samples]),
+            "index": torch.as_tensor([s["index"] for s in samples])}
+
+
+def flatten_pixels(x: Tensor) -> Tensor:
+    """The raw-pixel baseline: ``(B, C, H, W)`` → ``(B, C·H·W)`` in [0, 1]."""
+    return x.float().div(255).reshape(x.shape[0], -1)
+
+
+def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    sample = images[: min(len(images), 5000)].float().div(255)
+    mean = sample.mean(dim=(0, 2, 3))
+    std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+def make_bundle(train: ImageTensorDataset, test: ImageTensorDataset | None, *, num_classes: int,
+                description: str, class_names: Sequence[str] | None = None) -> DataBundle:
+    mean, std = channel_stats(train.images)
+    spec = {"in_channels": int(train.images.shape[1]), "image_size": int(train.images.shape[-1]),
+            "mean": mean, "std": std, "num_classes": num_classes}
+    if class_names is not None:
+        spec["class_names"] = tuple(class_names)
+    return DataBundle(train=train, test=test, collate=collate_images, num_classes=num_classes, input_spec=spec,
+                      raw_features=flatten_pixels, description=description)
+
+
+def read_npz(path: Path) -> tuple[Tensor, Tensor]:
+    """``x`` uint8 ``(N, H, W, C)`` or ``(N, H, W)``, ``y`` ``(N,)`` → tensors ``(N, C, H, W)``, ``(N,)``."""
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if "x" not in arrays or "y" not in arrays:
+                raise DataError(f"{path}: needs arrays 'x' and 'y', has {', '.join(arrays.files)}")
+            x, y = arrays["x"], arrays["y"]
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from error
+    if x.dtype != np.uint8:
+        raise DataError(f"{path}: 'x' must be uint8, got {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{path}: 'x' must be (N, H, W[, C]), got shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{path}: 'y' must be (N,) with N={len(x)}, got shape {y.shape}")
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y.astype(np.int64))
+
+
+def synthetic_images(count: int, *, channels: int, size: int, num_classes: int, seed: int) -> ImageTensorDataset:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (count, channels, size, size), dtype=torch.uint8, generator=generator)
+    return ImageTensorDataset(images, torch.arange(count) % num_classes, source="synthetic")
+
+
+def seeded_split(images: Tensor, labels: Tensor, *, test_fraction: float, seed: int,
+                 source: str) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+    """A fixed, stratified split (each class split in the same proportion)."""
+    generator = torch.Generator().manual_seed(seed)
+    train_idx, test_idx = [], []
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        cut = int(round(len(members) * test_fraction))
+        test_idx.append(members[:cut])
+        train_idx.append(members[cut:])
+    tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+    return (ImageTensorDataset(images[tr], labels[tr], source=source),
+            ImageTensorDataset(images[te], labels[te], source=source))
+
+
+@DATASETS.register("image_npz", modality="image", description="images from .npz files (x uint8 HWC, y)")
+def image_npz(*, train: str, test: str | None = None, num_classes: int | None = None, data_root: Path = Path("."),
+              synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Paths are relative to the data root (``$OMNISSL_DATA_DIR``) unless absolute."""
+    if synthetic is not None:
+        classes = num_classes or 10
+        fake = synthetic_images(synthetic, channels=3, size=32, num_classes=classes, seed=seed)
+        return make_bundle(fake, fake, num_classes=classes, description="synthetic images")
+    train_x, train_y = read_npz(data_root / train)
+    test_set = ImageTensorDataset(*read_npz(data_root / test), source=test) if test else None
+    classes = num_classes or int(train_y.max()) + 1
+    return make_bundle(ImageTensorDataset(train_x, train_y, source=train), test_set, num_classes=classes,
+                       description=f"{train} / {test}")
+
+
+@DATASETS.register("cifar10", modality="image", description="CIFAR-10: shared 10k train subset + 10k test")
+def cifar10(*, data_root: Path = Path("."), max_train: int | None = None, synthetic: int | None = None,
+            seed: int = 0) -> DataBundle:
+    if synthetic is not None:
+        fake = synthetic_images(synthetic, channels=3, size=32, num_classes=10, seed=seed)
+        return make_bundle(fake, fake, num_classes=10, description="synthetic CIFAR-10", class_names=CIFAR10_CLASSES)
+    folder = data_root / "cifar10"
+    train_x, train_y = read_npz(folder / "cifar10_train_10k.npz")
+    if max_train is not None:
+        train_x, train_y = train_x[:max_train], train_y[:max_train]
+    test = ImageTensorDataset(*read_npz(folder / "cifar10_test.npz"), source=str(folder / "cifar10_test.npz"))
+    return make_bundle(ImageTensorDataset(train_x, train_y, source=str(folder)), test, num_classes=10,
+                       description="CIFAR-10 (10k train subset, full test)", class_names=CIFAR10_CLASSES)
+
+
+@DATASETS.register("mnist", modality="image", description="MNIST test set split 80/20 (seeded, stratified)")
+def mnist(*, data_root: Path = Path("."), test_fraction: float = 0.2, synthetic: int | None = None,
+          seed: int = 0) -> DataBundle:
+    """Only MNIST's official *test* split is available offline; it is split into train/test here."""
+    if synthetic is not None:
+        fake = synthetic_images(synthetic, channels=1, size=28, num_classes=10, seed=seed)
+        return make_bundle(fake, fake, num_classes=10, description="synthetic MNIST")
+    path = data_root / "mnist" / "mnist_test.npz"
+    train, test = seeded_split(*read_npz(path), test_fraction=test_fraction, seed=seed, source=str(path))
+    return make_bundle(train, test, num_classes=10, description="MNIST official test split, re-split 80/20")
+
+
+@DATASETS.register("digits", modality="image", description="scikit-learn's bundled 8×8 digits (offline demo)")
+def digits(*, test_fraction: float = 0.25, upscale: int = 16, synthetic: int | None = None,
+           seed: int = 0) -> DataBundle:
+    """1,797 greyscale digits shipped inside scikit-learn, scaled 0–16 → 0–255 and resized to ``upscale``."""
+    if synthetic is not None:
+        fake = synthetic_images(synthetic, channels=1, size=upscale, num_classes=10, seed=seed)
+        return make_bundle(fake, fake, num_classes=10, description="synthetic digits")
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images).float().mul(255 / 16).unsqueeze(1)
+    images = torch.nn.functional.interpolate(images, size=upscale, mode="bilinear", align_corners=False)
+    images = images.round().clamp(0, 255).to(torch.uint8)
+    train, test = seeded_split(images, torch.from_numpy(bunch.target), test_fraction=test_fraction, seed=seed,
+                               source="sklearn digits")
+    return make_bundle(train, test, num_classes=10, description="scikit-learn digits, 75/25 split")
+
+
+@DATASETS.register("image_folder", modality="image", description="ImageFolder trees: ROOT/train/CLASS/*.png …")
+def image_folder(*, root: str, image_size: int = 64, data_root: Path = Path("."), synthetic: int | None = None,
+                 seed: int = 0) -> DataBundle:
+    """``root/train/<class>/<image>`` and optionally ``root/test/<class>/<image>``, resized to ``image_size``."""
+    if synthetic is not None:
+        fake = synthetic_images(synthetic, channels=3, size=image_size, num_classes=2, seed=seed)
+        return make_bundle(fake, fake, num_classes=2, description="synthetic folder")
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import v2
+
+    base = data_root / root
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
+
+    def load(split: Path) -> ImageTensorDataset:
+        folder = ImageFolder(str(split), transform=transform)
+        images, labels = [], []
+        for i, (path, label) in enumerate(folder.samples):
+            try:
+                image, _ = folder[i]
+            except Exception as error:
+                raise DataError(f"{path}: cannot decode image ({error})") from error
+            images.append(image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3])
+            labels.append(label)
+        return ImageTensorDataset(torch.stack(images), torch.tensor(labels), source=str(split))
+
+    if not (base / "train").is_dir():
+        raise DataError(f"{base}: expected a 'train' folder with one sub-folder per class")
+    train = load(base / "train")
+    test = load(base / "test") if (base / "test").is_dir() else None
+    return make_bundle(train, test, num_classes=int(train.labels.max()) + 1, description=f"image folder {base}")
+
+
+@DATASETS.register("torchvision", modality="image", description="a torchvision dataset by name (download opt-in)")
+def torchvision_dataset(*, dataset: str, download: bool = False, data_root: Path = Path("."),
+                        synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """E.g. ``dataset: CIFAR10``; files go under the data root. Nothing is downloaded unless ``download: true``."""
+    if synthetic is not None:
+        fake = synthetic_images(synthetic, channels=3, size=32, num_classes=10, seed=seed)
+        return make_bundle(fake, fake, num_classes=10, description=f"synthetic {dataset}")
+    import torchvision.datasets as tvd
+
+    if not hasattr(tvd, dataset):
+        raise DataError(f"data.dataset: torchvision has no dataset '{dataset}'")
+    factory = getattr(tvd, dataset)
+
+    def load(train: bool) -> ImageTensorDataset:
+        try:
+            ds = factory(root=str(data_root / dataset.lower()), train=train, download=download)
+        except RuntimeError as error:
+            raise DataError(f"{dataset}: {error} (set download: true to fetch it)") from error
+        x = torch.as_tensor(np.asarray(ds.data))
+        x = x.unsqueeze(-1) if x.ndim == 3 else x
+        return ImageTensorDataset(x.permute(0, 3, 1, 2).contiguous().to(torch.uint8),
+                                  torch.as_tensor(np.asarray(ds.targets)), source=dataset)
+
+    train = load(True)
+    return make_bundle(train, load(False), num_classes=int(train.labels.max()) + 1, description=dataset)

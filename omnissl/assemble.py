@@ -1,0 +1,112 @@
+"""Build a recipe's pieces — data bundle, encoders, augmentation policies, objective — in one place.
+
+``train``, ``eval`` and ``validate`` all go through :func:`assemble`, so what validates is what trains.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnissl.augment.policy import ViewPolicy, build_policy
+from omnissl.build import build_component
+from omnissl.config import Recipe
+from omnissl.errors import ConfigError
+from omnissl.objectives.base import Objective
+from omnissl.registry import DATASETS, ENCODERS, OBJECTIVES, load_plugins
+from omnissl.types import DataBundle, Encoder
+
+DATA_ROOT_ENV = "OMNISSL_DATA_DIR"
+
+
+def data_root(explicit: str | Path | None = None) -> Path:
+    """The data-root setting: an explicit path, else ``$OMNISSL_DATA_DIR``, else ``./data``."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(os.environ.get(DATA_ROOT_ENV, "data"))
+
+
+@dataclass
+class Assembled:
+    recipe: Recipe
+    bundle: DataBundle
+    objective: Objective
+    policies: dict[str, ViewPolicy]
+
+
+def check_plugins(recipe: Recipe) -> None:
+    installed = load_plugins()
+    missing = [name for name in recipe.plugins if name not in installed]
+    if missing:
+        raise ConfigError(
+            f"plugins: {', '.join(missing)} not installed (installed: {', '.join(installed) or 'none'}); "
+            f"install the plugin package so it registers under the 'omnissl.modalities' entry points"
+        )
+
+
+def build_data(recipe: Recipe, *, root: str | Path | None = None, synthetic: int | None = None) -> DataBundle:
+    """Build the data bundle; ``synthetic=N`` asks the dataset for N fake samples of the right shape (no files)."""
+    context: dict[str, Any] = {"data_root": data_root(root), "seed": recipe.seed}
+    if synthetic is not None:
+        entry = DATASETS.get(recipe.data.name)
+        if "synthetic" not in entry.signature.parameters:
+            raise ConfigError(f"data.name: dataset '{entry.name}' cannot make synthetic samples for validation")
+        context["synthetic"] = synthetic
+    bundle = build_component(DATASETS, recipe.data, "data", context)
+    if not isinstance(bundle, DataBundle):
+        raise ConfigError(f"data: dataset '{recipe.data.name}' returned {type(bundle).__name__}, not a DataBundle")
+    return bundle
+
+
+def tower_context(recipe: Recipe, bundle: DataBundle, tower: str) -> dict[str, Any]:
+    spec = bundle.input_spec.get(tower, {}) if recipe.is_paired else bundle.input_spec
+    return dict(spec)
+
+
+def build_encoders(recipe: Recipe, bundle: DataBundle) -> dict[str, Encoder]:
+    encoders: dict[str, Encoder] = {}
+    for name, tower in recipe.tower_specs().items():
+        path = "encoder" if not recipe.is_paired else f"towers.{name}.encoder"
+        encoder = build_component(ENCODERS, tower.encoder, path, tower_context(recipe, bundle, name))
+        if not isinstance(encoder, Encoder):
+            raise ConfigError(f"{path}: '{tower.encoder.name}' built a {type(encoder).__name__}, not an Encoder")
+        encoders[name] = encoder
+    return encoders
+
+
+def assemble(recipe: Recipe, *, root: str | Path | None = None, synthetic: int | None = None) -> Assembled:
+    check_plugins(recipe)
+    torch.manual_seed(recipe.seed)
+    bundle = build_data(recipe, root=root, synthetic=synthetic)
+    encoders = build_encoders(recipe, bundle)
+    policies = {}
+    for name, tower in recipe.tower_specs().items():
+        path = "augment" if not recipe.is_paired else f"towers.{name}.augment"
+        policies[name] = build_policy(tower.augment, path=path, context=tower_context(recipe, bundle, name))
+    entry = OBJECTIVES.get(recipe.objective.name)
+    context: dict[str, Any] = dict(bundle.input_spec) if not recipe.is_paired else {}
+    if recipe.is_paired:
+        context["encoders"] = encoders
+    else:
+        context["encoder"] = encoders["main"]
+    objective = build_component(OBJECTIVES, recipe.objective, "objective", context)
+    if not isinstance(objective, Objective):
+        raise ConfigError(f"objective: '{entry.name}' built a {type(objective).__name__}, not an Objective")
+    if objective.paired != recipe.is_paired:
+        form = "'towers' (two or more modalities)" if objective.paired else "'encoder' + 'augment' (one modality)"
+        raise ConfigError(f"objective.name: '{entry.name}' needs a recipe with {form}")
+    return Assembled(recipe=recipe, bundle=bundle, objective=objective, policies=policies)
+
+
+def random_init_encoders(recipe: Recipe, bundle: DataBundle, *, seed: int) -> dict[str, Encoder]:
+    """The same architecture, freshly initialised: the random-init baseline."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return build_encoders(recipe, bundle)
+    finally:
+        torch.random.set_rng_state(state)

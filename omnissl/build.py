@@ -1,0 +1,87 @@
+"""Turn recipe components into objects: check each parameter against the registered builder's signature.
+
+Builders are plain functions with keyword-only, typed parameters. A parameter the recipe leaves out is filled
+from the *context* when a value of the same name is there (``encoder`` for objectives, ``in_channels`` or
+``vocab_size`` from the data bundle's ``input_spec``), otherwise the builder's default applies.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from typing import Any, Mapping
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from omnissl.config import Component
+from omnissl.errors import ConfigError, RegistryError
+from omnissl.registry import Entry, Registry
+
+_ADAPTER_CONFIG = ConfigDict(arbitrary_types_allowed=True, strict=False)
+
+
+def _type_hints(entry: Entry) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(entry.builder)
+    except Exception:  # an unresolvable annotation must not hide the real error; fall back to no checks
+        return {}
+
+
+def resolve_entry(registry: Registry[Any], spec: Component, path: str) -> Entry:
+    try:
+        return registry.get(spec.name)
+    except RegistryError as error:
+        raise ConfigError(f"{path}.name: {error}") from None
+
+
+def check_params(entry: Entry, params: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Validate ``params`` against ``entry``'s keyword parameters; return them converted to their types."""
+    signature = entry.signature
+    accepted = {
+        name: p for name, p in signature.parameters.items()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
+    hints = _type_hints(entry)
+    checked: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in accepted:
+            close = difflib.get_close_matches(key, list(accepted), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{path}.{key}: unknown parameter of {entry.kind} '{entry.name}'{hint}; "
+                f"accepts: {', '.join(accepted) or 'none'}"
+            )
+        annotation = hints.get(key)
+        if annotation is None:
+            checked[key] = value
+            continue
+        try:
+            checked[key] = TypeAdapter(annotation, config=_ADAPTER_CONFIG).validate_python(value)
+        except ValidationError as error:
+            message = error.errors()[0]["msg"]
+            raise ConfigError(f"{path}.{key}: {message} (got {value!r})") from None
+        except Exception:  # annotations pydantic cannot build a validator for are passed through
+            checked[key] = value
+    return checked
+
+
+def build_component(registry: Registry[Any], spec: Component, path: str,
+                    context: Mapping[str, Any] | None = None) -> Any:
+    """Build ``spec`` from ``registry``; errors name ``path`` (e.g. ``objective.temperature``)."""
+    entry = resolve_entry(registry, spec, path)
+    kwargs = check_params(entry, spec.params, path)
+    context = context or {}
+    for name, parameter in entry.signature.parameters.items():
+        if name in kwargs or parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+            continue
+        if name in context:
+            kwargs[name] = context[name]
+        elif parameter.default is inspect.Parameter.empty:
+            raise ConfigError(f"{path}: {entry.kind} '{entry.name}' needs parameter '{name}'")
+    try:
+        return entry.builder(**kwargs)
+    except (ValueError, TypeError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"{path}: {entry.kind} '{entry.name}': {error}") from error

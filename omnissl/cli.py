@@ -1,0 +1,129 @@
+"""``omnissl list | validate | train | eval``: the command line over :mod:`omnissl.session`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from omnissl.errors import OmnisslError
+from omnissl.registry import REGISTRIES, load_plugins
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    print(f"plugins: {', '.join(load_plugins()) or 'none'}")
+    for kind in kinds:
+        entries = [e for e in REGISTRIES[kind].entries() if not args.modality or e.modality in (args.modality, "any")]
+        print(f"\n{kind} ({len(entries)})")
+        for entry in entries:
+            if entry.name.startswith(args.pattern.rstrip("*")) or args.pattern == "*":
+                print(f"  {entry.name:<28} {entry.modality:<11} {entry.description}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from omnissl.session import validate
+
+    paths = [a for a in args.recipes if "=" not in a]
+    overrides = [a for a in args.recipes if "=" in a]
+    for path in paths:
+        recipe = validate(path, overrides, args.variant)
+        print(f"ok  {path}  ({recipe.name}: {recipe.objective.name}, {len(recipe.tower_specs())} tower(s))")
+    return 0
+
+
+def _print_reports(reports: dict[str, object], run_dir: Path) -> None:
+    for tower, report in reports.items():
+        print(f"\n{report.dataset} — tower '{tower}' — {report.train_samples} train / "  # type: ignore[attr-defined]
+              f"{report.test_samples} test samples")  # type: ignore[attr-defined]
+        print(report.table())  # type: ignore[attr-defined]
+    combined = {tower: report.to_json() for tower, report in reports.items()}  # type: ignore[attr-defined]
+    (run_dir / "eval.json").write_text(json.dumps(combined, indent=2), encoding="utf-8")
+    print(f"\nwrote {run_dir / 'eval.json'}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from omnissl.assemble import assemble
+    from omnissl.config import load_recipe
+    from omnissl.session import default_run_dir, evaluate_assembled
+    from omnissl.train.runner import Trainer
+
+    if args.resume and args.run_dir is None:
+        raise OmnisslError("--resume needs --run-dir (the directory of the run to continue)")
+    recipe = load_recipe(args.recipe, args.overrides, args.variant)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(recipe)
+    assembled = assemble(recipe, root=args.data_root)
+    trainer = Trainer(assembled, run_dir, resume=args.resume)
+    result = trainer.fit()
+    print(f"trained {result.steps_done} steps in {result.seconds:.0f}s ({result.samples_per_second:.1f} samples/s, "
+          f"stopped: {result.stopped_because}); run directory: {run_dir}")
+    if not args.no_eval and trainer.dist.is_main and assembled.bundle.test is not None:
+        _print_reports(evaluate_assembled(assembled, trained=True, device=recipe.train.device), run_dir)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from omnissl.assemble import assemble
+    from omnissl.config import load_recipe
+    from omnissl.session import evaluate_assembled, load_trained
+
+    target = Path(args.target)
+    if target.is_dir():
+        assembled = load_trained(target, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                                 root=args.data_root, overrides=args.overrides)
+        out_dir, trained = target, True
+    else:
+        assembled = assemble(load_recipe(target, args.overrides), root=args.data_root)
+        out_dir, trained = Path(args.out or "."), False
+    reports = evaluate_assembled(assembled, trained=trained, device=assembled.recipe.train.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _print_reports(reports, out_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnissl", description="Self-supervised learning for every modality.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered components")
+    p.add_argument("kind", nargs="?", choices=list(REGISTRIES))
+    p.add_argument("--modality", help="only this modality (and modality-agnostic components)")
+    p.add_argument("--pattern", default="*", help="name prefix, e.g. 'resnet*'")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("validate", help="build every piece of a recipe and run one step on a synthetic batch")
+    p.add_argument("recipes", nargs="+", help="recipe YAML file(s), then any KEY=VALUE overrides")
+    p.add_argument("--variant", help="apply a named variant (e.g. gpu)")
+    p.set_defaults(func=_cmd_validate)
+
+    for name, func, helptext in (("train", _cmd_train, "pretrain a recipe, then evaluate it"),
+                                 ("eval", _cmd_eval, "evaluate a run directory (or a recipe, untrained)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("recipe" if name == "train" else "target")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.steps=100")
+        p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+        if name == "train":
+            p.add_argument("--run-dir", help="where to write checkpoints and metrics (default: runs/NAME-TIME)")
+            p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+            p.add_argument("--variant", help="apply a named variant of the recipe (e.g. gpu)")
+            p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+        else:
+            p.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
+            p.add_argument("--out", help="where eval.json goes when evaluating a recipe")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except OmnisslError as error:
+        print(f"omnissl: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Data plumbing shared by every modality: a resumable batch order and the loaders built on it."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from omnissl.types import DataBundle
+
+
+class StreamBatchSampler:
+    """Batches cut from an endless stream of per-epoch permutations.
+
+    Position ``p`` of the stream is sample ``perm_e[p mod N]`` with ``e = p // N`` and ``perm_e`` drawn from
+    ``seed + e``, so batch ``k`` is a pure function of ``(seed, k)``: nothing is dropped (a batch may straddle
+    two epochs), and a resumed run sees exactly the batches the uninterrupted run would have seen. With DDP,
+    rank ``r`` of ``W`` takes its slice of each global batch of ``batch_size × W`` positions.
+    """
+
+    def __init__(self, num_samples: int, *, batch_size: int, seed: int, start_batch: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if num_samples < 1:
+            raise ValueError("cannot sample batches from an empty dataset")
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start_batch = start_batch
+        self.rank = rank
+        self.world_size = world_size
+        self._cached_epoch = -1
+        self._cached_perm: torch.Tensor | None = None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._cached_epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._cached_perm = torch.randperm(self.num_samples, generator=generator)
+            self._cached_epoch = epoch
+        assert self._cached_perm is not None
+        return self._cached_perm
+
+    def batch(self, index: int) -> list[int]:
+        start = (index * self.world_size + self.rank) * self.batch_size
+        out: list[int] = []
+        for position in range(start, start + self.batch_size):
+            epoch, offset = divmod(position, self.num_samples)
+            out.append(int(self._permutation(epoch)[offset]))
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        index = self.start_batch
+        while True:
+            yield self.batch(index)
+            index += 1
+
+    def __len__(self) -> int:  # DataLoader asks; the stream is endless
+        return 2**62
+
+
+def training_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: int, seed: int, start_batch: int,
+                    num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader[Any]:
+    sampler = StreamBatchSampler(len(dataset), batch_size=batch_size, seed=seed,  # type: ignore[arg-type]
+                                 start_batch=start_batch, rank=rank, world_size=world_size)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=bundle.collate, num_workers=num_workers,
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0)
+
+
+def evaluation_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: int) -> DataLoader[Any]:
+    """Every sample exactly once, in order."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, collate_fn=bundle.collate)
+
+
+class Subset(Dataset[Any]):
+    """A view on ``dataset`` at ``indices`` that keeps batched fetching (``__getitems__``) when available."""
+
+    def __init__(self, dataset: Dataset[Any], indices: list[int]) -> None:
+        self.dataset = dataset
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[self.indices[i]]
+
+    def __getitems__(self, items: list[int]) -> Any:
+        mapped = [self.indices[i] for i in items]
+        getitems = getattr(self.dataset, "__getitems__", None)
+        return getitems(mapped) if getitems else [self.dataset[i] for i in mapped]

@@ -1,0 +1,1 @@
+"""The shared evaluation protocol: frozen backbone features → k-NN and linear probe, beside baselines."""

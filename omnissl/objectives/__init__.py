@@ -1,0 +1,5 @@
+"""SSL objectives, one per file, each registered in ``omnissl.registry.OBJECTIVES``."""
+
+from omnissl.objectives.base import Objective, PairedObjective, require_output
+
+__all__ = ["Objective", "PairedObjective", "require_output"]

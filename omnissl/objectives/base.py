@@ -1,0 +1,71 @@
+"""The objective interface every SSL method implements, whatever the modality."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from omnissl.errors import IncompatibleError
+from omnissl.types import Encoder, ObjectiveOutput, OutputKind, ViewSet
+
+
+def require_output(encoder: Encoder, kind: OutputKind, objective: str) -> None:
+    """Fail at build time when ``encoder`` cannot give what ``objective`` needs."""
+    if kind not in encoder.output_kinds:
+        raise IncompatibleError(
+            f"objective '{objective}' needs {kind} outputs, but encoder {type(encoder).__name__} "
+            f"only gives {', '.join(sorted(encoder.output_kinds))}; choose a token encoder (e.g. a ViT or "
+            f"transformer) for masked objectives"
+        )
+    if kind == "tokens" and not all(hasattr(encoder, m) for m in ("tokenize", "encode_tokens")):
+        raise IncompatibleError(
+            f"objective '{objective}' needs a TokenEncoder (tokenize/encode_tokens); "
+            f"{type(encoder).__name__} is not one"
+        )
+
+
+class Objective(nn.Module):
+    """A trainable SSL method that owns its encoder(s) and heads.
+
+    ``forward(views)`` returns an :class:`ObjectiveOutput`; ``on_step_end`` runs after each optimizer step
+    (EMA teachers, queues, centres); ``towers`` names the encoders that evaluation reads features from —
+    always backbones, never projection heads.
+    """
+
+    requires: OutputKind = "pooled"
+    paired: bool = False
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        require_output(encoder, self.requires, type(self).__name__)
+        self.encoder = encoder
+
+    def forward(self, views: ViewSet) -> ObjectiveOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def on_step_end(self, *, step: int, total_steps: int) -> None:
+        """Called after every optimizer step with the 0-based step just done."""
+
+    @property
+    def towers(self) -> dict[str, Encoder]:
+        return {"main": self.encoder}
+
+    def extra_state_for_checkpoint(self) -> dict[str, Any]:
+        return {}
+
+
+class PairedObjective(Objective):
+    """A cross-modal objective over several named towers (CLIP, SigLIP); ``forward`` gets a ViewSet per tower."""
+
+    paired = True
+
+    def __init__(self, encoders: dict[str, Encoder]) -> None:  # noqa: D107 - see class docstring
+        nn.Module.__init__(self)
+        for name, encoder in encoders.items():
+            require_output(encoder, self.requires, f"{type(self).__name__}[{name}]")
+        self.encoders = nn.ModuleDict(encoders)
+
+    @property
+    def towers(self) -> dict[str, Encoder]:
+        return dict(self.encoders.items())  # type: ignore[arg-type]

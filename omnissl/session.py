@@ -1,0 +1,78 @@
+"""What the CLI verbs do, as plain functions: validate a recipe, train it, evaluate a run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnissl.assemble import Assembled, assemble, random_init_encoders
+from omnissl.config import Recipe, load_recipe
+from omnissl.data import training_loader
+from omnissl.errors import ConfigError
+from omnissl.eval.protocol import EvalReport, evaluate
+from omnissl.train import checkpoint as ckpt
+from omnissl.train.distributed import autocast_dtype, resolve_device
+from omnissl.types import to_device
+
+
+def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
+    """One forward + backward on a small batch; returns the loss. Used by ``validate`` and the tests."""
+    bundle = assembled.bundle
+    loader = training_loader(bundle.train, bundle, batch_size=min(batch_size, len(bundle.train)),  # type: ignore[arg-type]
+                             seed=0, start_batch=0, num_workers=0)
+    batch = next(iter(loader))
+    x = to_device(batch["x"], "cpu")
+    if assembled.recipe.is_paired:
+        views: Any = {name: policy(x[name]) for name, policy in assembled.policies.items()}
+    else:
+        views = assembled.policies["main"](x)
+    output = assembled.objective(views)
+    if not torch.isfinite(output.loss):
+        raise ConfigError(f"objective: loss is {output.loss.item()} on a synthetic batch")
+    output.loss.backward()
+    return float(output.loss.detach())
+
+
+def validate(path: str | Path, overrides: list[str] | None = None, variant: str | None = None) -> Recipe:
+    recipe = load_recipe(path, overrides, variant)
+    dry_run(assemble(recipe, synthetic=16))
+    return recipe
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    return Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | Path | None = None,
+                 overrides: list[str] | None = None) -> Assembled:
+    """Rebuild a run's recipe and load its latest (or the given) checkpoint's weights."""
+    recipe_path = run_dir / "recipe.yaml"
+    if not recipe_path.is_file():
+        raise ConfigError(f"{run_dir} has no recipe.yaml: not an omnissl run directory")
+    assembled = assemble(load_recipe(recipe_path, overrides), root=root)
+    path = checkpoint or ckpt.latest_checkpoint(run_dir / "checkpoints")
+    if path is None:
+        raise ConfigError(f"{run_dir / 'checkpoints'} has no checkpoint to evaluate")
+    assembled.objective.load_state_dict(ckpt.load_checkpoint(path)["model"])
+    return assembled
+
+
+def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "auto") -> dict[str, EvalReport]:
+    """The shared protocol on each tower: the backbone (trained or not) beside random-init and raw baselines."""
+    recipe = assembled.recipe
+    target = resolve_device(device)
+    dtype = autocast_dtype(recipe.train.precision, target)
+    baselines = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)
+    reports = {}
+    for tower, encoder in assembled.objective.towers.items():
+        label = f"{recipe.objective.name} ({'trained' if trained else 'untrained'})"
+        rows = {label: encoder}
+        if "random_init" in recipe.eval.baselines:
+            rows["random init"] = baselines[tower]
+        select = (lambda x, t=tower: x[t]) if recipe.is_paired else None
+        reports[tower] = evaluate(rows, assembled.bundle, recipe.eval, device=target, dataset_name=recipe.data.name,
+                                  select=select, include_raw=not recipe.is_paired, autocast_dtype=dtype)
+    return reports

@@ -1,0 +1,1 @@
+"""Training: the runner, optimizers and schedules, checkpoints, distributed set-up."""

@@ -1,0 +1,255 @@
+"""The one training loop for every modality and objective.
+
+Per optimizer step: ``accumulate`` micro-batches → per-tower augmentation on the device → objective forward
+under autocast → backward → (unscale, clip) → optimizer step → ``objective.on_step_end`` (EMA, queues, centres).
+Around it: LR / weight-decay schedules, JSONL + TensorBoard metrics, collapse and k-NN monitors, atomic
+checkpoints with exact resume, a wall-clock budget, clean stop on SIGTERM/SIGINT, and torchrun DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnissl.assemble import Assembled
+from omnissl.config import dump_recipe
+from omnissl.data import training_loader
+from omnissl.errors import OmnisslError, RunDirectoryError
+from omnissl.monitor import CollapseMonitor, collapse_stats
+from omnissl.train import checkpoint as ckpt
+from omnissl.train.distributed import all_agree, autocast_dtype, init_distributed
+from omnissl.train.knn_monitor import KnnMonitor
+from omnissl.train.logging import MetricsWriter, progress
+from omnissl.train.optim import apply_schedules, build_optimizer
+from omnissl.types import batch_size_of, to_device
+
+
+class NonFiniteLossError(OmnisslError, FloatingPointError):
+    """The loss or gradients became NaN/Inf more often than the recipe allows."""
+
+
+class CollapseError(OmnisslError, RuntimeError):
+    """The collapse monitor fired and the run was asked to stop on collapse."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps_done: int
+    seconds: float
+    samples_per_second: float
+    stopped_because: str
+    last_logs: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool) -> None:
+    """A run directory is never overwritten: an existing one needs ``resume=True``."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise RunDirectoryError(
+            f"run directory {run_dir} already exists; pass --resume to continue it or choose another --run-dir"
+        )
+    if resume and not ckpt.list_checkpoints(run_dir / "checkpoints"):
+        raise RunDirectoryError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to resume from")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+class Trainer:
+    def __init__(self, assembled: Assembled, run_dir: str | Path, *, resume: bool = False,
+                 checkpoint: str | Path | None = None) -> None:
+        self.assembled = assembled
+        self.recipe = assembled.recipe
+        self.config = assembled.recipe.train
+        self.run_dir = Path(run_dir)
+        self.dist, self.device = init_distributed(self.config.device)
+        if self.dist.is_main:
+            prepare_run_dir(self.run_dir, resume=resume or checkpoint is not None)
+        self.objective = assembled.objective.to(self.device)
+        self.model: nn.Module = self.objective
+        if self.dist.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.objective, device_ids=device_ids,
+                                                             find_unused_parameters=True)
+        self.optimizer = build_optimizer(self.objective, self.config)
+        self.amp_dtype = autocast_dtype(self.config.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+        self.nonfinite_skips = 0
+        self._stop_signal: str | None = None
+        if resume or checkpoint is not None:
+            path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(self.run_dir / "checkpoints")
+            assert path is not None
+            self._restore(ckpt.load_checkpoint(path, map_location=self.device))
+
+    # ----------------------------------------------------------------- checkpoints
+    def _payload(self) -> dict[str, Any]:
+        rng = {"torch": torch.random.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.stack([s for s in torch.cuda.get_rng_state_all()])  # type: ignore[assignment]
+        return {"step": self.step, "model": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng, "nonfinite_skips": self.nonfinite_skips,
+                "recipe": dump_recipe(self.recipe)}
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        self.objective.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scaler.load_state_dict(payload["scaler"])
+        torch.random.set_rng_state(payload["rng"]["torch"].cpu())
+        if "cuda" in payload["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(payload["rng"]["cuda"].cpu()))
+        self.step = int(payload["step"])
+        self.nonfinite_skips = int(payload.get("nonfinite_skips", 0))
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return ckpt.save_step_checkpoint(self._payload(), self.run_dir / "checkpoints", step=self.step,
+                                         keep_last=self.config.keep_last)
+
+    # ----------------------------------------------------------------- signals
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return previous
+
+    # ----------------------------------------------------------------- one step
+    def _forward(self, batch: dict[str, Any]) -> Any:
+        x = to_device(batch["x"], self.device)
+        if self.recipe.is_paired:
+            views: Any = {name: policy(x[name]) for name, policy in self.assembled.policies.items()}
+        else:
+            views = self.assembled.policies["main"](x)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            return self.model(views)
+
+    def _grads_finite(self) -> bool:
+        norms = [p.grad.detach().abs().max() for p in self.objective.parameters() if p.grad is not None]
+        return bool(torch.stack(norms).isfinite().all()) if norms else True
+
+    def train_step(self, batches: Any) -> tuple[Any, int]:
+        self.optimizer.zero_grad(set_to_none=True)
+        samples = 0
+        output = None
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(self.config.accumulate):
+            batch = next(batches)
+            samples += batch_size_of(batch["x"] if not self.recipe.is_paired else next(iter(batch["x"].values())))
+            sync = nullcontext()
+            if self.dist.enabled and micro < self.config.accumulate - 1:
+                sync = self.model.no_sync()  # type: ignore[operator]
+            with sync:
+                output = self._forward(batch)
+                loss = output.loss / self.config.accumulate
+                self.scaler.scale(loss).backward()
+            loss_sum += loss.detach()
+        output.loss = loss_sum
+        finite = bool(torch.isfinite(loss_sum)) and (self.scaler.is_enabled() or self._grads_finite())
+        if not finite and not self.scaler.is_enabled():
+            return output, -samples
+        self.scaler.unscale_(self.optimizer)
+        if self.config.clip_grad is not None:
+            nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return output, samples
+
+    # ----------------------------------------------------------------- loop
+    def fit(self) -> TrainResult:
+        config = self.config
+        start_step = self.step
+        bundle = self.assembled.bundle
+        loader = training_loader(bundle.train, bundle, batch_size=config.batch_size, seed=self.recipe.seed,
+                                 start_batch=start_step * config.accumulate, num_workers=config.num_workers,
+                                 rank=self.dist.rank, world_size=self.dist.world_size,
+                                 pin_memory=self.device.type == "cuda")
+        batches = iter(loader)
+        writer = MetricsWriter(self.run_dir, enabled=self.dist.is_main, truncate_from_step=start_step)
+        if self.dist.is_main and start_step == 0:
+            (self.run_dir / "recipe.yaml").write_text(dump_recipe(self.recipe), encoding="utf-8")
+        knn = KnnMonitor(self.assembled, self.device, config) if config.knn_every and self.dist.is_main else None
+        monitor = CollapseMonitor()
+        previous_handlers = self._install_signal_handlers()
+        began = time.perf_counter()
+        samples_total, stopped_because, last_logs = 0, "steps", {}
+        bar = progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
+        try:
+            while self.step < config.steps:
+                lr = apply_schedules(self.optimizer, self.step, config)
+                tick = time.perf_counter()
+                output, samples = self.train_step(batches)
+                if samples < 0:
+                    self._handle_nonfinite(output, writer)
+                    samples = -samples
+                else:
+                    self.objective.on_step_end(step=self.step, total_steps=config.steps)
+                self.step += 1
+                samples_total += samples * self.dist.world_size
+                rate = samples * self.dist.world_size / max(time.perf_counter() - tick, 1e-9)
+                if self.step % config.log_every == 0 or self.step == config.steps:
+                    last_logs = {"loss": float(output.loss), "lr": lr, "samples_per_s": rate,
+                                 **{k: float(v) for k, v in output.logs.items()}}
+                    writer.write(self.step, last_logs)
+                    bar.set_postfix(loss=f"{last_logs['loss']:.4f}", lr=f"{lr:.2e}", sps=f"{rate:.0f}")
+                if output.embeddings is not None and self.step % config.monitor_every == 0 and self.dist.is_main:
+                    stats = collapse_stats(output.embeddings)
+                    writer.write(self.step, {f"collapse/{k}": v for k, v in stats.items()})
+                    if monitor.is_collapsed(stats):
+                        writer.note(f"step {self.step}: possible collapse: {monitor.describe(stats)}")
+                        if config.stop_on_collapse:
+                            self.save_checkpoint()
+                            raise CollapseError(f"collapse at step {self.step}: {monitor.describe(stats)}")
+                if knn is not None and self.step % config.knn_every == 0:
+                    writer.write(self.step, knn.measure())
+                bar.update(1)
+                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                out_of_time = config.max_minutes is not None and time.perf_counter() - began > config.max_minutes * 60
+                if all_agree(out_of_time or self._stop_signal is not None, self.dist, self.device):
+                    stopped_because = self._stop_signal or "time budget"
+                    break
+            if self.dist.is_main:
+                self.save_checkpoint()
+            if self._stop_signal is not None:
+                writer.note(f"stopped by {self._stop_signal} at step {self.step}; resume with: "
+                            f"omnissl train <recipe> --run-dir {self.run_dir} --resume")
+        finally:
+            bar.close()
+            writer.close()
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+        seconds = time.perf_counter() - began
+        return TrainResult(run_dir=self.run_dir, steps_done=self.step, seconds=seconds,
+                           samples_per_second=samples_total / max(seconds, 1e-9), stopped_because=stopped_because,
+                           last_logs=last_logs)
+
+    def _handle_nonfinite(self, output: Any, writer: MetricsWriter) -> None:
+        terms = {k: float(v) for k, v in output.logs.items()}
+        message = f"non-finite loss or gradient at step {self.step} (loss {float(output.loss)}, terms {terms})"
+        self.nonfinite_skips += 1
+        writer.note(message)
+        if self.config.nonfinite == "stop" or self.nonfinite_skips > self.config.max_nonfinite_skips:
+            latest = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
+            raise NonFiniteLossError(f"{message}; last good checkpoint: {latest or 'none yet'}")
+
+
+def train(assembled: Assembled, run_dir: str | Path, *, resume: bool = False) -> TrainResult:
+    return Trainer(assembled, run_dir, resume=resume).fit()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -1,0 +1,141 @@
+"""Shared data types: what encoders return, what data bundles provide, what objectives receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+OutputKind = Literal["pooled", "tokens"]
+
+
+@dataclass
+class EncoderOutput:
+    """What every encoder returns.
+
+    pooled: ``(B, D)`` one vector per sample (instance-level objectives, evaluation).
+    tokens: ``(B, N, D)`` per-token features (masked / token-level objectives), or ``None``.
+    padding_mask: ``(B, N)`` bool, ``True`` where a token is padding, or ``None`` when nothing is padded.
+    hidden_states: per-layer ``(B, N, D)`` outputs when asked for (data2vec targets), else ``None``.
+    """
+
+    pooled: Tensor
+    tokens: Tensor | None = None
+    padding_mask: Tensor | None = None
+    hidden_states: list[Tensor] | None = None
+
+
+@dataclass
+class TokenSequence:
+    """Embedded tokens before the transformer body: ``tokens (B, N, D)`` with positions already added."""
+
+    tokens: Tensor
+    padding_mask: Tensor | None = None
+
+
+class Encoder(nn.Module):
+    """Base class of every backbone. Subclasses set ``embed_dim`` and ``output_kinds`` and implement ``forward``."""
+
+    embed_dim: int
+    output_kinds: frozenset[str] = frozenset({"pooled"})
+
+    def forward(self, x: Any) -> EncoderOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class TokenEncoder(Encoder):
+    """An encoder over a token sequence that can run on a subset of its tokens (MAE, data2vec).
+
+    ``tokenize(x)`` embeds the modality input into ``TokenSequence`` (positions included), ``encode_tokens``
+    runs the body on any subset of those tokens, and ``reconstruction_target(x)`` gives the per-token
+    target ``(B, N, P)`` a masked-reconstruction objective predicts.
+    """
+
+    output_kinds = frozenset({"pooled", "tokens"})
+
+    def tokenize(self, x: Any) -> TokenSequence:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def reconstruction_target(self, x: Any) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def forward(self, x: Any) -> EncoderOutput:
+        return self.encode_tokens(self.tokenize(x))
+
+
+@dataclass
+class ViewSet:
+    """The augmented views of one batch: ``global_views`` (e.g. 2 large crops) and ``local_views`` (multi-crop)."""
+
+    global_views: list[Any]
+    local_views: list[Any] = field(default_factory=list)
+    original: Any = None
+
+    @property
+    def all_views(self) -> list[Any]:
+        return [*self.global_views, *self.local_views]
+
+
+@dataclass
+class ObjectiveOutput:
+    """loss: scalar to minimise; logs: scalars to record (tensors are read only at log time); embeddings: ``(B, D)`` for the collapse monitor."""
+
+    loss: Tensor
+    logs: dict[str, Tensor | float] = field(default_factory=dict)
+    embeddings: Tensor | None = None
+
+
+class Collate(Protocol):
+    def __call__(self, samples: Sequence[Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class DataBundle:
+    """What a dataset builder returns.
+
+    train / test: datasets whose items the ``collate`` turns into ``{"x": input, "y": labels, "index": ids}``.
+    ``y`` rows must line up with the encoder's pooled rows (one label per sample, or per node for node-level data).
+    input_spec: facts about the input (``in_channels``, ``image_size``, ``vocab_size`` …) that fill any builder
+    parameter of the same name the recipe leaves out.
+    raw_features: turns an ``x`` batch into a flat ``(B, F)`` float tensor for the raw-input baseline.
+    """
+
+    train: Dataset[Any]
+    test: Dataset[Any] | None
+    collate: Callable[[Sequence[Any]], dict[str, Any]]
+    num_classes: int | None = None
+    input_spec: dict[str, Any] = field(default_factory=dict)
+    raw_features: Callable[[Any], Tensor] | None = None
+    description: str = ""
+
+
+def to_device(value: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
+    """Move tensors (also inside dicts, lists and objects with ``.to``) to ``device``."""
+    if isinstance(value, Tensor):
+        return value.to(device, non_blocking=non_blocking)
+    if isinstance(value, dict):
+        return {key: to_device(item, device, non_blocking) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(item, device, non_blocking) for item in value)
+    if hasattr(value, "to") and callable(value.to):
+        return value.to(device)
+    return value
+
+
+def batch_size_of(x: Any) -> int:
+    """Number of samples in a modality input (tensor, dict of tensors, or an object with ``num_graphs``)."""
+    if isinstance(x, Tensor):
+        return int(x.shape[0])
+    if isinstance(x, dict):
+        return batch_size_of(next(iter(x.values())))
+    if hasattr(x, "num_graphs"):
+        return int(x.num_graphs)
+    if isinstance(x, (list, tuple)):
+        return len(x)
+    raise TypeError(f"cannot tell the batch size of {type(x).__name__}")
