@@ -1,0 +1,1 @@
+"""omnissl's graph plugin (registered through the `omnissl.modalities` entry point)."""

@@ -1,0 +1,1 @@
+"""omnissl's speech plugin (registered through the `omnissl.modalities` entry point)."""

@@ -1,0 +1,1 @@
+"""omnissl's tabular plugin (registered through the `omnissl.modalities` entry point)."""

@@ -1,0 +1,1 @@
+"""omnissl's text plugin (registered through the `omnissl.modalities` entry point)."""

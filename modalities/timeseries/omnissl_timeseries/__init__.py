@@ -1,0 +1,1 @@
+"""omnissl's timeseries plugin (registered through the `omnissl.modalities` entry point)."""

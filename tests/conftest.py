@@ -1,0 +1,20 @@
+"""Shared fixtures: the data root (``$OMNISSL_DATA_DIR``) and a scratch run directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """Real datasets (``../shared/datasets`` in CI). Missing data is a failure, never a silent skip."""
+    root = Path(os.environ.get("OMNISSL_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+    if not root.is_dir():
+        pytest.fail(f"data root {root} not found: set OMNISSL_DATA_DIR to the shared datasets folder")
+    return root
