@@ -1,6 +1,15 @@
-"""Import the core's own registered components (objectives and generic augmentations).
+"""Import the core's own registered components: every module in ``omnissl.objectives``.
 
-Imported once by :func:`omnissl.registry.load_plugins`; a new core objective is a new file plus a line here.
+Imported once by :func:`omnissl.registry.load_plugins`. A new core objective is a new file with a decorator;
+nothing else to edit.
 """
 
-from omnissl.objectives import simclr  # noqa: F401
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import omnissl.objectives as _objectives
+
+for _module in pkgutil.iter_modules(_objectives.__path__):
+    importlib.import_module(f"{_objectives.__name__}.{_module.name}")
