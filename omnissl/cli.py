@@ -47,13 +47,15 @@ def _print_reports(reports: dict[str, object], run_dir: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from omnissl.assemble import assemble
     from omnissl.config import load_recipe
-    from omnissl.session import default_run_dir, evaluate_assembled
+    from omnissl.session import check_resume_matches, default_run_dir, evaluate_assembled
     from omnissl.train.runner import Trainer
 
     if args.resume and args.run_dir is None:
         raise OmnisslError("--resume needs --run-dir (the directory of the run to continue)")
     recipe = load_recipe(args.recipe, args.overrides, args.variant)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(recipe)
+    if args.resume:
+        check_resume_matches(recipe, run_dir)
     assembled = assemble(recipe, root=args.data_root)
     trainer = Trainer(assembled, run_dir, resume=args.resume)
     result = trainer.fit()
@@ -117,7 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may come after options (argparse would stop collecting positionals there).
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args))
     except OmnisslError as error:

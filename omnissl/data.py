@@ -62,8 +62,10 @@ def training_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: in
                     num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader[Any]:
     sampler = StreamBatchSampler(len(dataset), batch_size=batch_size, seed=seed,  # type: ignore[arg-type]
                                  start_batch=start_batch, rank=rank, world_size=world_size)
+    # A private generator: creating the iterator must not draw from the global RNG (exact resume).
+    generator = torch.Generator().manual_seed(seed + start_batch)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=bundle.collate, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0)
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0, generator=generator)
 
 
 def evaluation_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: int) -> DataLoader[Any]:

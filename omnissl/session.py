@@ -46,6 +46,22 @@ def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
+    """Resuming with a different recipe would silently change the run; only the step budget may differ."""
+    saved_path = run_dir / "recipe.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: {saved_path} not found; is {run_dir} an omnissl run directory?")
+    saved = load_recipe(saved_path).model_dump()
+    given = recipe.model_dump()
+    for section in (saved, given):
+        section["train"].pop("steps")
+        section["train"].pop("max_minutes")
+    if saved != given:
+        changed = sorted(k for k in given if given[k] != saved.get(k))
+        raise ConfigError(f"--resume: the recipe differs from {saved_path} in: {', '.join(changed)} "
+                          f"(only train.steps and train.max_minutes may change when resuming)")
+
+
 def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | Path | None = None,
                  overrides: list[str] | None = None) -> Assembled:
     """Rebuild a run's recipe and load its latest (or the given) checkpoint's weights."""

@@ -63,7 +63,7 @@ def measure(name: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]
     (train_f, train_y), (test_f, test_y) = train, test
     knn = {f"k={k}": knn_accuracy(train_f, train_y, test_f, test_y, k=k, temperature=config.knn_temperature,
                                   num_classes=num_classes) for k in config.knn_k}
-    probe = linear_probe(train_f, train_y, test_f, test_y, seeds=config.probe_seeds, epochs=config.probe_epochs,
+    probe = linear_probe(train_f, train_y, test_f, test_y, seeds=config.probe_seeds, max_iter=config.probe_max_iter,
                          weight_decays=config.probe_weight_decays, val_fraction=config.val_fraction,
                          num_classes=num_classes)
     return EvalRow(name=name, feature_dim=int(train_f.shape[1]), knn=knn, probe=probe.as_dict())

@@ -48,3 +48,45 @@ class Prototypes(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layer(x)
+
+
+class NormalizedLinear(nn.Module):
+    """Linear layer with unit-norm weight rows (DINO's weight-normalised last layer with the norm fixed to 1).
+
+    x: ``(B, in_dim)`` → ``(B, out_dim)``. Written without ``weight_norm`` parametrisation so EMA copies and
+    ``deepcopy`` stay plain parameters.
+    """
+
+    def __init__(self, *, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_dim, in_dim))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, F.normalize(self.weight, dim=1))
+
+
+class DINOHead(nn.Module):
+    """DINO projection head (Caron et al., 2021, §3.1): 3-layer MLP (GELU) → bottleneck → ℓ2-norm → K logits.
+
+    x: ``(B, in_dim)`` → ``(B, out_dim)`` un-normalised prototype scores.
+    """
+
+    def __init__(self, *, in_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256, out_dim: int = 65536,
+                 num_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        dim = in_dim
+        for _ in range(num_layers - 1):
+            layers += [nn.Linear(dim, hidden_dim), nn.GELU()]
+            dim = hidden_dim
+        layers.append(nn.Linear(dim, bottleneck_dim))
+        self.mlp = nn.Sequential(*layers)
+        for module in self.mlp.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+        self.last_layer = NormalizedLinear(in_dim=bottleneck_dim, out_dim=out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.last_layer(F.normalize(self.mlp(x), dim=-1))

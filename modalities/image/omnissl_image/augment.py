@@ -62,11 +62,12 @@ class RandomResizedCrop:
 
 
 @AUGMENTATIONS.register("random_resized_crop", modality="image", description="random area/aspect crop, resized")
-def random_resized_crop(*, size: int, scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> RandomResizedCrop:
+def random_resized_crop(*, size: int | None = None, scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), image_size: int = 32) -> RandomResizedCrop:
+    """Output side ``size`` (default: the dataset's ``image_size``; smaller for multi-crop local views)."""
     if not 0 < scale[0] <= scale[1] <= 1:
         raise ValueError(f"scale must satisfy 0 < min ≤ max ≤ 1, got {scale}")
-    return RandomResizedCrop(size, scale, ratio)
+    return RandomResizedCrop(size or image_size, scale, ratio)
 
 
 @AUGMENTATIONS.register("horizontal_flip", modality="image", description="mirror left-right with probability p")
