@@ -1,0 +1,119 @@
+"""Registered tabular datasets: any CSV/Parquet file pair, UCI Adult (original files), scikit-learn bundled sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from omnissl.errors import DataError
+from omnissl.registry import DATASETS
+from omnissl.types import DataBundle
+from omnissl_tabular.data import (FileFormat, bundle_from_frames, identity_of, read_table, seeded_split, subsample,
+                                  synthetic_bundle)
+from omnissl_tabular.schema import TabularSchema
+
+ADULT_COLUMNS = ("age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
+                 "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
+                 "income")
+# Adult's real shape (6 numeric; 8 categorical incl. <unknown>/<missing>) so synthetic specs match the real ones.
+_ADULT_NUMERIC = {"age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"}
+ADULT_CARDINALITIES = (10, 18, 9, 16, 8, 7, 4, 43)
+
+
+@DATASETS.register("tabular_file", modality="tabular", description="CSV/Parquet train (+test) file with a target")
+def tabular_file(*, train: str, target: str, test: str | None = None, format: FileFormat = "auto",
+                 id_columns: list[str] | None = None, categorical: list[str] | None = None,
+                 numeric: list[str] | None = None, schema: str | None = None, test_fraction: float = 0.2,
+                 separator: str = ",", data_root: Path = Path("."), synthetic: int | None = None,
+                 seed: int = 0) -> DataBundle:
+    """Paths are relative to the data root unless absolute. Without ``test``, a stratified seeded split of
+    ``test_fraction`` is held out. ``schema``: a saved schema JSON to apply instead of inferring one."""
+    if synthetic is not None:
+        return synthetic_bundle(synthetic, seed=seed)
+    train_path = data_root / train
+    options = {"sep": separator}
+    train_frame = read_table(train_path, file_format=format, csv_options=options)
+    paths = [train_path]
+    if test is not None:
+        test_path = data_root / test
+        test_frame = read_table(test_path, file_format=format, csv_options=options)
+        paths.append(test_path)
+        sources = (str(train_path), str(test_path))
+    else:
+        if target not in train_frame.columns:
+            raise DataError(f"{train_path}: target column '{target}' not found; columns: {', '.join(map(str, train_frame.columns))}")
+        train_frame, test_frame = seeded_split(train_frame, test_fraction=test_fraction, seed=seed, target=target)
+        sources = (f"{train_path} (train part)", f"{train_path} (held-out {test_fraction:.0%})")
+    fixed = TabularSchema.load(data_root / schema) if schema else None
+    settings = {"target": target, "id": id_columns, "cat": categorical, "num": numeric, "schema": schema,
+                "split": None if test else [test_fraction, seed]}
+    return bundle_from_frames(train_frame, test_frame, target=target, id_columns=id_columns or (),
+                              categorical=categorical, numeric=numeric, schema=fixed,
+                              cache_key=identity_of(paths, settings), description=f"{train} / {test or 'split'}",
+                              train_source=sources[0], test_source=sources[1])
+
+
+def read_adult(path: Path, *, test_file: bool) -> pd.DataFrame:
+    """One original UCI file: no header, ', ' separators, '?' for missing; the test file opens with a comment
+    line ('|1x3 Cross validator') and writes its labels with a trailing '.' ('<=50K.')."""
+    if not path.is_file():
+        raise DataError(f"Adult file not found: {path}")
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            first = handle.readline()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable (gzipped) CSV file ({error})") from error
+    skip = 1 if first.startswith("|") else 0
+    if test_file and not skip:
+        raise DataError(f"{path}: expected the test file's first comment line ('|1x3 Cross validator'), got {first[:40]!r}")
+    frame = read_table(path, file_format="csv", csv_options={
+        "header": None, "names": list(ADULT_COLUMNS), "skipinitialspace": True, "na_values": "?", "skiprows": skip,
+        "dtype": {c: str for c in ADULT_COLUMNS if c not in _ADULT_NUMERIC}})
+    labels = frame["income"].astype(str).str.strip().str.rstrip(".")
+    bad = ~labels.isin(["<=50K", ">50K"])
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(f"{path}: row {row + skip + 1}: income {frame['income'].iloc[row]!r} is not '<=50K' or '>50K' "
+                        f"(a row with the wrong number of fields?)")
+    frame["income"] = labels
+    return frame
+
+
+@DATASETS.register("adult", modality="tabular", description="UCI Adult / Census Income, official train/test split")
+def adult(*, data_root: Path = Path("."), max_train: int | None = None, max_test: int | None = None,
+          synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """``data_root/adult/adult.data.gz`` (32,561 rows) and ``adult.test.gz`` (16,281 rows); target ``income``.
+    ``max_train`` / ``max_test`` take fixed random subsets (tests, quick benchmarks); the schema is fitted on the
+    train rows actually used."""
+    if synthetic is not None:
+        return synthetic_bundle(synthetic, seed=seed, num_numeric=6, cardinalities=ADULT_CARDINALITIES)
+    folder = data_root / "adult"
+    paths = [folder / "adult.data.gz", folder / "adult.test.gz"]
+    train = subsample(read_adult(paths[0], test_file=False), max_train, seed=seed)
+    test = subsample(read_adult(paths[1], test_file=True), max_test, seed=seed + 1)
+    key = identity_of(paths, {"adult": 1, "max_train": max_train, "max_test": max_test, "seed": seed})
+    return bundle_from_frames(train, test, target="income", cache_key=key, description="UCI Adult",
+                              train_source=str(paths[0]), test_source=str(paths[1]))
+
+
+SklearnName = Literal["breast_cancer", "wine", "iris"]
+
+
+@DATASETS.register("sklearn_tabular", modality="tabular", description="scikit-learn bundled tables (offline demo)")
+def sklearn_tabular(*, dataset: SklearnName = "breast_cancer", test_fraction: float = 0.25,
+                    data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """scikit-learn's bundled ``load_breast_cancer`` / ``load_wine`` / ``load_iris`` (all numeric), a seeded
+    stratified split. ``data_root`` is unused: the tables ship inside scikit-learn."""
+    if synthetic is not None:
+        return synthetic_bundle(synthetic, seed=seed, num_numeric=8, cardinalities=())
+    from sklearn import datasets as skd
+
+    frame = getattr(skd, f"load_{dataset}")(as_frame=True).frame
+    train, test = seeded_split(frame, test_fraction=test_fraction, seed=seed, target="target")
+    return bundle_from_frames(train, test, target="target", description=f"scikit-learn {dataset}",
+                              cache_key=f"sklearn-{dataset}-{test_fraction}-{seed}")
