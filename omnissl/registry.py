@@ -29,6 +29,7 @@ class Entry:
     modality: str
     description: str
     kind: str
+    example_params: dict[str, Any] | None = None
 
     @property
     def signature(self) -> inspect.Signature:
@@ -42,8 +43,13 @@ class Registry(Generic[F]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, *, modality: str = "any", description: str = "") -> Callable[[F], F]:
-        """Decorator: ``@ENCODERS.register("resnet18", modality="image", description="...")``."""
+    def register(self, name: str, *, modality: str = "any", description: str = "",
+                 example_params: dict[str, Any] | None = None) -> Callable[[F], F]:
+        """Decorator: ``@ENCODERS.register("resnet18", modality="image", description="...")``.
+
+        ``example_params``: parameters the registry tests pass when a builder has a required parameter that
+        neither a default nor the data's ``input_spec`` supplies (e.g. a model directory).
+        """
 
         def decorate(builder: F) -> F:
             if name in self._entries:
@@ -53,7 +59,7 @@ class Registry(Generic[F]):
                     f"{previous.__module__}.{previous.__qualname__}; choose another name"
                 )
             doc = description or (inspect.getdoc(builder) or "").split("\n", 1)[0]
-            self._entries[name] = Entry(name, builder, modality, doc, self.kind)
+            self._entries[name] = Entry(name, builder, modality, doc, self.kind, example_params)
             return builder
 
         return decorate

@@ -151,7 +151,7 @@ class MaskedLM(Objective):
                                embeddings=output.pooled.detach())
 
 
-@OBJECTIVES.register("mlm", modality="text", description="BERT masked language modelling, 80/10/10, optional spans")
+@OBJECTIVES.register("mlm", description="BERT masked language modelling, 80/10/10, optional spans")
 def build_mlm(*, encoder: Encoder, vocab_size: int, mask_token_id: int, special_token_ids: tuple[int, ...] = (),
               mask_prob: float = 0.15, mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1,
               span_length: float | None = None) -> MaskedLM:

@@ -222,7 +222,8 @@ def test_label_subset_is_stratified_and_probe_runs() -> None:
     assert not torch.equal(rows, label_subset(labels, 0.1, seed=1))
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(1000, 4, generator=g) + labels[:, None].float() * 3
-    table = probe_at_fractions((feats, labels), (feats, labels), fractions=[0.1, 1.0], seeds=2, max_iter=50)
+    table = probe_at_fractions((feats, labels), (feats, labels), fractions=[0.1, 1.0], seeds=2, max_iter=50,
+                               weight_decays=[1e-4])
     assert table["10%"]["mean"] > 0.95 and len(table["10%"]["per_seed"]) == 2
 
 
