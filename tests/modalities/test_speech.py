@@ -282,6 +282,7 @@ def test_wav2vec2_loss_equals_hf_pretraining_loss(fsdd_digit) -> None:
     objective = build_wav2vec2_objective(encoder=encoder, mask_prob=0.2, mask_length=3, num_negatives=6,
                                          diversity_weight=0.1).eval()
     reference = Wav2Vec2ForPreTraining(encoder.config).eval()
+    reference.wav2vec2.masked_spec_embed = torch.nn.Parameter(torch.zeros(TINY_W2V["hidden_size"]))
     reference.wav2vec2.load_state_dict(encoder.model.state_dict())
     for name in ("quantizer", "project_hid", "project_q"):
         getattr(reference, name).load_state_dict(getattr(objective, name).state_dict())
@@ -310,6 +311,7 @@ SMALL = {
                       "encoder.intermediate_size=64", "encoder.conv_dim=32", "encoder.codevector_dim=32"],
     "masked_spectrogram.yaml": ["encoder.dim=32", "encoder.depth=1", "encoder.heads=2", "objective.decoder_dim=32",
                                 "objective.decoder_heads=2"],
+    "cpc.yaml": ["encoder.dim=32", "encoder.depth=1", "objective.context_dim=32"],
 }
 
 

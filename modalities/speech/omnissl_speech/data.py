@@ -1,0 +1,297 @@
+"""Audio datasets held in memory as mono float32 waveforms, padded per batch with a padding mask.
+
+Sources: the Free Spoken Digit Dataset packed as ``fsdd/fsdd.npz`` (Jackson et al., Zenodo 10.5281/zenodo.1342401;
+official split: recording index 0–4 → test), audio folders (wav/flac/ogg, label from the sub-folder or a filename
+regex) and manifest CSVs (``path,label[,speaker]``). Files are read with ``soundfile`` (torchaudio's own loader
+needs torchcodec/FFmpeg), down-mixed to mono and resampled once at load time with
+``torchaudio.functional.resample``. Every recording is kept at full length; random crop/pad to a fixed duration
+for training is the ``random_crop`` augmentation, so evaluation always sees whole utterances.
+
+A batch is ``{"x": {"wave": (B, T) float32, "padding_mask": (B, T) bool (True = padding)}, "y": (B,), "index": (B,)}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from omnissl.errors import DataError
+from omnissl.registry import DATASETS
+from omnissl.types import DataBundle
+from omnissl_speech.features import mean_log_mel
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+class AudioDataset(Dataset[dict[str, Any]]):
+    """Waveforms (each ``(T_i,)`` float32 mono at one sample rate) with int64 labels ``(N,)``."""
+
+    def __init__(self, waves: Sequence[Tensor], labels: Tensor, *, names: Sequence[str], source: str = "") -> None:
+        if len(waves) != labels.shape[0] or len(names) != len(waves):
+            raise DataError(f"{source}: {len(waves)} waveforms, {labels.shape[0]} labels, {len(names)} names")
+        for wave, name in zip(waves, names):
+            if wave.ndim != 1 or wave.numel() == 0:
+                raise DataError(f"{name}: expected a non-empty mono waveform, got shape {tuple(wave.shape)}")
+        self.waves, self.labels, self.names = list(waves), labels.long(), list(names)
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"x": self.waves[index], "y": self.labels[index], "index": index}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        return pad_batch([self.waves[i] for i in indices], self.labels[torch.as_tensor(indices, dtype=torch.long)],
+                         torch.as_tensor(indices, dtype=torch.long))
+
+
+def pad_batch(waves: Sequence[Tensor], labels: Tensor, index: Tensor) -> dict[str, Any]:
+    """Zero-pad to the longest waveform; ``padding_mask`` is True on the padded samples."""
+    lengths = torch.tensor([w.numel() for w in waves])
+    wave = torch.zeros(len(waves), int(lengths.max()))
+    for row, w in enumerate(waves):
+        wave[row, : w.numel()] = w
+    padding = torch.arange(wave.shape[1]).unsqueeze(0) >= lengths.unsqueeze(1)
+    return {"x": {"wave": wave, "padding_mask": padding}, "y": labels, "index": index}
+
+
+def collate_audio(samples: Any) -> dict[str, Any]:
+    if isinstance(samples, dict):  # already batched by __getitems__
+        return samples
+    return pad_batch([s["x"] for s in samples], torch.stack([torch.as_tensor(s["y"]) for s in samples]),
+                     torch.as_tensor([s["index"] for s in samples]))
+
+
+def to_mono(samples: np.ndarray, *, name: str) -> Tensor:
+    """``(T,)`` or ``(T, C)`` (soundfile's layout) → ``(T,)`` float32 mean over channels."""
+    array = np.asarray(samples, dtype=np.float32)
+    if array.ndim == 2:
+        array = array.mean(axis=1)
+    if array.ndim != 1 or array.size == 0:
+        raise DataError(f"{name}: empty or malformed audio (shape {array.shape})")
+    if not np.isfinite(array).all():
+        raise DataError(f"{name}: audio contains NaN or Inf samples")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+_RESAMPLERS: dict[tuple[int, int], Any] = {}
+
+
+def resample(wave: Tensor, orig_rate: int, new_rate: int) -> Tensor:
+    """``torchaudio`` band-limited sinc resampling; the kernel is built once per rate pair and reused."""
+    if orig_rate == new_rate:
+        return wave
+    if (orig_rate, new_rate) not in _RESAMPLERS:
+        import torchaudio
+
+        _RESAMPLERS[orig_rate, new_rate] = torchaudio.transforms.Resample(orig_rate, new_rate)
+    with torch.no_grad():
+        return _RESAMPLERS[orig_rate, new_rate](wave)
+
+
+def read_audio(path: Path, *, sample_rate: int) -> Tensor:
+    """Read one wav/flac/ogg file → mono float32 ``(T,)`` at ``sample_rate``; unreadable or empty → DataError."""
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
+    except Exception as error:  # soundfile raises its own LibsndfileError / RuntimeError types
+        raise DataError(f"{path}: cannot decode audio ({error})") from error
+    return resample(to_mono(samples, name=str(path)), int(rate), sample_rate)
+
+
+def make_bundle(train: AudioDataset, test: AudioDataset | None, *, sample_rate: int, num_classes: int,
+                description: str, class_names: Sequence[str] | None = None) -> DataBundle:
+    spec: dict[str, Any] = {"sample_rate": sample_rate, "num_classes": num_classes}
+    if class_names is not None:
+        spec["class_names"] = tuple(class_names)
+
+    def raw(x: dict[str, Tensor]) -> Tensor:
+        return mean_log_mel(x["wave"], x["padding_mask"], sample_rate=sample_rate)
+
+    return DataBundle(train=train, test=test, collate=collate_audio, num_classes=num_classes, input_spec=spec,
+                      raw_features=raw, description=description)
+
+
+def synthetic_audio(count: int, *, sample_rate: int, num_classes: int, seed: int) -> AudioDataset:
+    """Class-dependent tones in noise, 0.3–1.0 s long: the right shapes without touching any file."""
+    generator = torch.Generator().manual_seed(seed)
+    waves, labels = [], torch.arange(count) % num_classes
+    for i in range(count):
+        length = int(sample_rate * (0.3 + 0.7 * torch.rand(1, generator=generator).item()))
+        t = torch.arange(length) / sample_rate
+        tone = 0.3 * torch.sin(2 * torch.pi * (200 + 150 * int(labels[i])) * t)
+        waves.append(tone + 0.05 * torch.randn(length, generator=generator))
+    return AudioDataset(waves, labels, names=[f"synthetic[{i}]" for i in range(count)], source="synthetic")
+
+
+@DATASETS.register("fsdd", modality="speech", description="Free Spoken Digit Dataset: 3,000 clips, digit or speaker")
+def fsdd(*, label: Literal["digit", "speaker"] = "digit", sample_rate: int = 8000, max_train: int | None = None,
+         data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """FSDD at ``data_root/fsdd/fsdd.npz``: 8 kHz int16 PCM, official 2,700 / 300 split (index 0–4 = test).
+
+    ``label`` picks the target: the spoken digit (10 classes) or the speaker (6 classes).
+    """
+    classes = 10 if label == "digit" else 6
+    if synthetic is not None:
+        fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=classes, seed=seed)
+        return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=classes, description="synthetic FSDD")
+    path = data_root / "fsdd" / "fsdd.npz"
+    if not path.is_file():
+        raise DataError(f"FSDD not found at {path}: set OMNISSL_DATA_DIR to the shared datasets folder")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            audio, offsets, lengths = arrays["audio"], arrays["offsets"], arrays["lengths"]
+            targets, split, names = arrays[label], arrays["split"], arrays["filename"]
+            file_rate = int(arrays["sample_rate"])
+            speaker_names = [str(s) for s in arrays["speaker_names"]]
+    except KeyError as error:
+        raise DataError(f"{path}: missing array {error}") from error
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from error
+    bad = [f"{names[i]} (offset {start}, length {length})"
+           for i, (start, length) in enumerate(zip(offsets.tolist(), lengths.tolist()))
+           if length <= 0 or start < 0 or start + length > audio.shape[0]]
+    if bad:
+        raise DataError(f"{path}: {len(bad)} recordings are empty or out of range: {', '.join(bad[:5])}")
+    y = torch.from_numpy(targets.astype(np.int64))
+    names = [str(n) for n in names]
+
+    def subset(rows: np.ndarray) -> AudioDataset:
+        rows_list = rows.tolist()
+        waves = [resample(torch.from_numpy(audio[offsets[r]:offsets[r] + lengths[r]].astype(np.float32) / 32768.0),
+                          file_rate, sample_rate) for r in rows_list]
+        return AudioDataset(waves, y[rows], names=[names[r] for r in rows_list], source=str(path))
+
+    train_rows, test_rows = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    if max_train is not None:  # a seeded subset, so small runs still cover every digit and speaker
+        order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(seed)).numpy()
+        train_rows = np.sort(train_rows[order[:max_train]])
+    class_names = [str(d) for d in range(10)] if label == "digit" else speaker_names
+    return make_bundle(subset(train_rows), subset(test_rows), sample_rate=sample_rate, num_classes=classes,
+                       description=f"FSDD ({label}), official split", class_names=class_names)
+
+
+def _label_table(train_labels: Sequence[str], test_labels: Sequence[str], test_names: Sequence[str],
+                 source: str) -> tuple[list[str], Tensor, Tensor]:
+    classes = sorted(set(train_labels))
+    lookup = {name: i for i, name in enumerate(classes)}
+    for label, name in zip(test_labels, test_names):
+        if label not in lookup:
+            raise DataError(f"{name}: label '{label}' does not occur in the training split of {source}")
+    return (classes, torch.tensor([lookup[v] for v in train_labels], dtype=torch.long),
+            torch.tensor([lookup[v] for v in test_labels], dtype=torch.long))
+
+
+def _stratified_split(labels: Sequence[str], *, test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for label in sorted(set(labels)):
+        members = [i for i, v in enumerate(labels) if v == label]
+        order = torch.randperm(len(members), generator=generator).tolist()
+        cut = int(round(len(members) * test_fraction))
+        test += [members[j] for j in order[:cut]]
+        train += [members[j] for j in order[cut:]]
+    return sorted(train), sorted(test)
+
+
+def _folder_label(path: Path, base: Path, label_from: str, regex: re.Pattern[str] | None) -> str:
+    if label_from == "folder":
+        parts = path.relative_to(base).parts
+        if len(parts) < 2:
+            raise DataError(f"{path}: label_from=folder needs ROOT/<label>/<file>, the file sits directly in {base}")
+        return parts[0]
+    assert regex is not None
+    match = regex.search(path.name)
+    if match is None:
+        raise DataError(f"{path}: file name does not match label pattern '{regex.pattern}'")
+    return match.group("label")
+
+
+@DATASETS.register("audio_folder", modality="speech", description="wav/flac/ogg folders; label from folder or name")
+def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folder", pattern: str | None = None,
+                 sample_rate: int = 16000, test_fraction: float = 0.2, data_root: Path = Path("."),
+                 synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """``root/[train|test]/<label>/<file>`` (or label from ``pattern``, a regex with a ``(?P<label>…)`` group).
+
+    Without ``train``/``test`` sub-folders the files are split, stratified by label, with ``test_fraction``.
+    """
+    if label_from == "pattern" and (pattern is None or "(?P<label>" not in pattern):
+        raise ValueError("label_from=pattern needs pattern with a named group, e.g. '^(?P<label>\\d)_'")
+    if synthetic is not None:
+        fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=2, seed=seed)
+        return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=2, description="synthetic audio folder")
+    base = data_root / root
+    if not base.is_dir():
+        raise DataError(f"audio folder not found: {base}")
+    regex = re.compile(pattern) if pattern else None
+
+    def scan(folder: Path) -> tuple[list[Tensor], list[str], list[str]]:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        if not files:
+            raise DataError(f"{folder}: no {'/'.join(AUDIO_SUFFIXES)} files found")
+        labels = [_folder_label(p, folder, label_from, regex) for p in files]
+        return [read_audio(p, sample_rate=sample_rate) for p in files], labels, [str(p) for p in files]
+
+    if (base / "train").is_dir() and (base / "test").is_dir():
+        (tr_w, tr_l, tr_n), (te_w, te_l, te_n) = scan(base / "train"), scan(base / "test")
+    else:
+        waves, labels, names = scan(base)
+        tr, te = _stratified_split(labels, test_fraction=test_fraction, seed=seed)
+        tr_w, tr_l, tr_n = [waves[i] for i in tr], [labels[i] for i in tr], [names[i] for i in tr]
+        te_w, te_l, te_n = [waves[i] for i in te], [labels[i] for i in te], [names[i] for i in te]
+    classes, y_train, y_test = _label_table(tr_l, te_l, te_n, str(base))
+    return make_bundle(AudioDataset(tr_w, y_train, names=tr_n, source=str(base)),
+                       AudioDataset(te_w, y_test, names=te_n, source=str(base)) if te_w else None,
+                       sample_rate=sample_rate, num_classes=len(classes), description=f"audio folder {base}",
+                       class_names=classes)
+
+
+def read_manifest(path: Path, *, column: str) -> tuple[list[Path], list[str]]:
+    """CSV with a header ``path,label[,speaker]``; paths relative to the CSV's folder unless absolute."""
+    if not path.is_file():
+        raise DataError(f"manifest not found: {path}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        for needed in ("path", column):
+            if needed not in fields:
+                raise DataError(f"{path}: needs a '{needed}' column, has {', '.join(fields) or 'no header'}")
+        files, labels = [], []
+        for row_number, row in enumerate(reader, start=2):
+            if not row.get("path") or not row.get(column):
+                raise DataError(f"{path}, row {row_number}: empty 'path' or '{column}'")
+            file = Path(row["path"])
+            files.append(file if file.is_absolute() else path.parent / file)
+            labels.append(row[column].strip())
+    if not files:
+        raise DataError(f"{path}: manifest has no rows")
+    return files, labels
+
+
+@DATASETS.register("audio_manifest", modality="speech", description="manifest CSVs (path,label[,speaker])")
+def audio_manifest(*, train: str, test: str | None = None, label: Literal["label", "speaker"] = "label",
+                   sample_rate: int = 16000, data_root: Path = Path("."), synthetic: int | None = None,
+                   seed: int = 0) -> DataBundle:
+    """``label`` picks the CSV column used as the class (``label`` or ``speaker``)."""
+    if synthetic is not None:
+        fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=2, seed=seed)
+        return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=2, description="synthetic manifest")
+    tr_files, tr_labels = read_manifest(data_root / train, column=label)
+    te_files, te_labels = read_manifest(data_root / test, column=label) if test else ([], [])
+    classes, y_train, y_test = _label_table(tr_labels, te_labels, [str(f) for f in te_files], train)
+    load = [read_audio(f, sample_rate=sample_rate) for f in tr_files]
+    train_set = AudioDataset(load, y_train, names=[str(f) for f in tr_files], source=train)
+    test_set = None
+    if te_files:
+        test_set = AudioDataset([read_audio(f, sample_rate=sample_rate) for f in te_files], y_test,
+                                names=[str(f) for f in te_files], source=str(test))
+    return make_bundle(train_set, test_set, sample_rate=sample_rate, num_classes=len(classes),
+                       description=f"manifest {train}", class_names=classes)
