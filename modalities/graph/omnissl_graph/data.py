@@ -1,0 +1,319 @@
+"""Graph datasets on PyTorch Geometric: TU graph classification, Planetoid Cora, and user CSV files.
+
+Two input forms reach encoders and augmentations:
+
+- **graph level** (TU, CSV): one item = one graph (PyG ``Data``); the collate returns
+  ``{"x": Batch, "y": (G,), "index": (G,)}`` so pooled rows are graphs.
+- **node level** (Cora): the data is one graph, and one item = one *node id*. The collate returns
+  ``{"x": {"nodes": (B,) long, "graph": Data}, "y": (B,), "index": (B,)}``: the whole graph travels with every
+  batch (message passing needs it) and encoders return one pooled row per requested node, so the shared
+  k-NN / linear-probe protocol and ``y`` line up. ``train`` = every node outside the public test set, ``test`` =
+  the 1,000 public test nodes; the public 140 / 500 / 1,000 masks stay on the graph for the published protocol
+  (see :mod:`omnissl_graph.evaluation`).
+
+PyG's readers write ``processed/`` next to ``raw/``, so raw files are first copied to a cache directory
+(``$OMNISSL_CACHE_DIR`` or the system temp dir); the data root is only ever read.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+from torch_geometric.data import Batch, Data
+
+from omnissl.errors import DataError
+from omnissl.registry import DATASETS
+from omnissl.types import DataBundle
+
+# Node-feature width and class count of each TU set (one-hot node labels), for synthetic stand-ins.
+TU_SPECS = {"MUTAG": (7, 2), "PROTEINS": (3, 2), "NCI1": (37, 2)}
+
+
+class GraphListDataset(Dataset[Data]):
+    """A list of PyG ``Data`` graphs, each with a graph label ``y`` of shape ``(1,)``."""
+
+    def __init__(self, graphs: Sequence[Data]) -> None:
+        self.graphs = list(graphs)
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, index: int) -> Data:
+        graph = copy.copy(self.graphs[index])  # shallow: the stored graph is never modified
+        # Not called "index": PyG's collate offsets any attribute whose name contains "index" by node counts.
+        graph.sample_id = torch.tensor([index])
+        return graph
+
+
+def collate_graphs(samples: Sequence[Data]) -> dict[str, Any]:
+    batch = Batch.from_data_list(list(samples))
+    return {"x": batch, "y": batch.y.view(-1).long(), "index": batch.sample_id.view(-1)}
+
+
+class NodeDataset(Dataset[int]):
+    """Node ids of one graph (a split of them); items are ints, the collate attaches the whole graph."""
+
+    def __init__(self, graph: Data, nodes: Tensor) -> None:
+        self.graph, self.nodes = graph, nodes.long()
+
+    def __len__(self) -> int:
+        return int(self.nodes.numel())
+
+    def __getitem__(self, index: int) -> int:
+        return int(self.nodes[index])
+
+
+class NodeCollate:
+    """Node ids → ``{"x": {"nodes", "graph"}, "y", "index"}`` (the graph is shared, never copied)."""
+
+    def __init__(self, graph: Data) -> None:
+        self.graph = graph
+
+    def __call__(self, samples: Sequence[int]) -> dict[str, Any]:
+        nodes = torch.as_tensor(list(samples), dtype=torch.long)
+        # "nodes" first: omnissl.types.batch_size_of reads the first value of a dict.
+        return {"x": {"nodes": nodes, "graph": self.graph}, "y": self.graph.y[nodes], "index": nodes}
+
+
+def graph_raw_features(x: Batch) -> Tensor:
+    """Raw baseline for graph batches: per-graph sum and mean of node features, ``(G, 2F)``."""
+    from torch_geometric.nn import global_add_pool, global_mean_pool
+
+    feats = x.x.float()
+    return torch.cat([global_add_pool(feats, x.batch, x.num_graphs), global_mean_pool(feats, x.batch, x.num_graphs)], 1)
+
+
+def node_raw_features(x: dict[str, Any]) -> Tensor:
+    """Raw baseline for node batches: the requested nodes' input features ``(B, F)``."""
+    return x["graph"].x[x["nodes"]].float()
+
+
+def check_graph(graph: Data, where: str) -> None:
+    """Empty graphs, edge ids out of range and missing/non-finite features are errors, never dropped."""
+    if graph.x is None or graph.x.ndim != 2:
+        raise DataError(f"{where}: node features missing (x must be (num_nodes, F), got {getattr(graph.x, 'shape', None)})")
+    n = graph.x.shape[0]
+    if n == 0:
+        raise DataError(f"{where}: graph has no nodes")
+    if not torch.isfinite(graph.x).all():
+        row = int((~torch.isfinite(graph.x)).any(1).nonzero()[0])
+        raise DataError(f"{where}: node {row} has a missing or non-finite feature")
+    ei = graph.edge_index
+    if ei is None or ei.ndim != 2 or ei.shape[0] != 2:
+        raise DataError(f"{where}: edge_index must be (2, E), got {getattr(ei, 'shape', None)}")
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
+        bad = int(((ei < 0) | (ei >= n)).any(0).nonzero()[0])
+        raise DataError(f"{where}: edge {bad} ({int(ei[0, bad])} → {int(ei[1, bad])}) is out of range for {n} nodes")
+
+
+def graph_bundle(graphs: Sequence[Data], *, num_classes: int | None = None, test_fraction: float = 0.1,
+                 seed: int = 0, description: str = "graphs") -> DataBundle:
+    """A graph-level bundle from a list of PyG ``Data`` (each with ``x``, ``edge_index``, ``y`` of shape (1,)).
+
+    The stratified ``test_fraction`` split serves the shared protocol; the published 10-fold protocol uses
+    ``train`` + ``test`` together (:func:`omnissl_graph.evaluation.all_graphs`).
+    """
+    if not graphs:
+        raise DataError(f"{description}: no graphs")
+    for i, graph in enumerate(graphs):
+        check_graph(graph, f"{description}: graph {i}")
+        if graph.y is None or graph.y.numel() != 1:
+            raise DataError(f"{description}: graph {i} needs one label y, got {getattr(graph.y, 'shape', None)}")
+    widths = {int(g.x.shape[1]) for g in graphs}
+    if len(widths) != 1:
+        raise DataError(f"{description}: graphs have different node-feature widths {sorted(widths)}")
+    labels = torch.cat([g.y.view(1).long() for g in graphs])
+    classes = num_classes or int(labels.max()) + 1
+    generator = torch.Generator().manual_seed(seed)
+    test_idx: list[int] = []
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        test_idx += members[: int(round(len(members) * test_fraction))].tolist()
+    test_set = set(test_idx)
+    train = [g for i, g in enumerate(graphs) if i not in test_set]
+    test = [graphs[i] for i in sorted(test_set)]
+    if not train:
+        raise DataError(f"{description}: test_fraction {test_fraction} leaves no training graphs")
+    spec = {"num_features": widths.pop(), "num_classes": classes, "level": "graph"}
+    return DataBundle(train=GraphListDataset(train), test=GraphListDataset(test) if test else None,
+                      collate=collate_graphs, num_classes=classes, input_spec=spec,
+                      raw_features=graph_raw_features, description=description)
+
+
+def synthetic_graphs(count: int, *, num_features: int, num_classes: int, seed: int) -> list[Data]:
+    """Small random graphs (4–11 nodes, ring plus random chords) with one-hot node features."""
+    generator = torch.Generator().manual_seed(seed)
+    graphs = []
+    for i in range(count):
+        n = int(torch.randint(4, 12, (1,), generator=generator))
+        ring = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+        chords = torch.randint(0, n, (2, n // 2), generator=generator)
+        edges = torch.cat([ring, chords], 1)
+        edges = torch.cat([edges, edges.flip(0)], 1)
+        x = torch.nn.functional.one_hot(torch.randint(0, num_features, (n,), generator=generator), num_features)
+        graphs.append(Data(x=x.float(), edge_index=edges, y=torch.tensor([i % num_classes])))
+    return graphs
+
+
+def cached_copy(source: Path, kind: str) -> Path:
+    """Copy ``source`` (a folder with ``raw/``) into a cache dir keyed by the files' names/sizes/mtimes.
+
+    Returns the cache folder (a sibling ``processed/`` is PyG's to write). The copy is built in a temp dir and
+    renamed into place, so concurrent runs never see a half-written cache.
+    """
+    raw = source / "raw"
+    if not raw.is_dir():
+        raise DataError(f"{raw}: folder not found (expected PyG raw files there)")
+    files = sorted(p for p in raw.iterdir() if p.is_file())
+    key = hashlib.sha1("".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in files).encode())
+    base = Path(os.environ.get("OMNISSL_CACHE_DIR", Path(tempfile.gettempdir()) / "omnissl-cache")) / "graph"
+    target = base / f"{kind}-{source.name}-{key.hexdigest()[:12]}"
+    if not (target / source.name / "raw").is_dir():
+        base.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=base, prefix=".staging-"))
+        shutil.copytree(raw, staging / source.name / "raw")
+        try:
+            staging.rename(target)
+        except OSError:  # another process won the race: use its copy
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@DATASETS.register("tu", modality="graph", description="TU graph classification (MUTAG/PROTEINS/NCI1) via PyG")
+def tu_dataset(*, dataset: Literal["MUTAG", "PROTEINS", "NCI1"] = "MUTAG", test_fraction: float = 0.1,
+               data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Reads ``tu/<name>/raw/`` with PyG's ``TUDataset`` (node features = one-hot node labels)."""
+    name = dataset  # "name" is the recipe key of the builder itself
+    features, classes = TU_SPECS[name]
+    if synthetic is not None:
+        fake = synthetic_graphs(synthetic, num_features=features, num_classes=classes, seed=seed)
+        return graph_bundle(fake, num_classes=classes, test_fraction=0.25, seed=seed, description=f"synthetic {name}")
+    from torch_geometric.datasets import TUDataset
+
+    root = cached_copy(data_root / "tu" / name, "tu")
+    try:
+        dataset = TUDataset(str(root), name=name)
+    except Exception as error:  # PyG raises bare errors on malformed raw text; name the files
+        raise DataError(f"{data_root / 'tu' / name / 'raw'}: PyG TUDataset could not read it ({error})") from error
+    # Edge attributes (MUTAG's bond types) are not used by the encoders; dropping them keeps edge edits simple.
+    graphs = [Data(x=g.x, edge_index=g.edge_index, y=g.y) for g in (dataset[i] for i in range(len(dataset)))]
+    return graph_bundle(graphs, num_classes=classes, test_fraction=test_fraction, seed=seed,
+                        description=f"TU {name}, stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split")
+
+
+def node_bundle(graph: Data, *, description: str) -> DataBundle:
+    """A node-level bundle: train = nodes outside ``test_mask``, test = ``test_mask`` nodes."""
+    check_graph(graph, description)
+    if graph.y is None or graph.y.shape[0] != graph.num_nodes:
+        raise DataError(f"{description}: needs one label per node, got y {getattr(graph.y, 'shape', None)}")
+    classes = int(graph.y.max()) + 1
+    test = graph.test_mask.nonzero().flatten()
+    train = (~graph.test_mask).nonzero().flatten()
+    collate = NodeCollate(graph)
+    spec = {"num_features": int(graph.x.shape[1]), "num_classes": classes, "level": "node"}
+    return DataBundle(train=NodeDataset(graph, train), test=NodeDataset(graph, test), collate=collate,
+                      num_classes=classes, input_spec=spec, raw_features=node_raw_features, description=description)
+
+
+@DATASETS.register("cora", modality="graph", description="Planetoid Cora node classification (public split) via PyG")
+def cora(*, normalize_features: bool = True, data_root: Path = Path("."), synthetic: int | None = None,
+         seed: int = 0) -> DataBundle:
+    """Reads ``planetoid/Cora/raw/`` with PyG's ``Planetoid``; features row-normalised as in GRACE/GraphMAE."""
+    if synthetic is not None:
+        generator = torch.Generator().manual_seed(seed)
+        n = max(synthetic, 8)
+        x = (torch.rand(n, 1433, generator=generator) < 0.02).float()
+        ring = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+        graph = Data(x=x, edge_index=torch.cat([ring, ring.flip(0)], 1), y=torch.arange(n) % 7)
+        graph.train_mask = torch.arange(n) < n // 2
+        graph.val_mask = (torch.arange(n) >= n // 2) & (torch.arange(n) < 3 * n // 4)
+        graph.test_mask = torch.arange(n) >= 3 * n // 4
+        return node_bundle(graph, description="synthetic Cora")
+    from torch_geometric.datasets import Planetoid
+
+    root = cached_copy(data_root / "planetoid" / "Cora", "planetoid")
+    try:
+        graph = Planetoid(str(root), name="Cora")[0]
+    except Exception as error:
+        raise DataError(f"{data_root / 'planetoid/Cora/raw'}: PyG Planetoid could not read it ({error})") from error
+    if normalize_features:
+        graph.x = graph.x / graph.x.sum(1, keepdim=True).clamp_min(1)
+    return node_bundle(graph, description="Cora (Planetoid public split: 140/500/1000)")
+
+
+def read_csv_graphs(edges: Path, nodes: Path, labels: Path | None) -> list[Data]:
+    """``edges``: columns ``graph, src, dst`` (node ids local to each graph, 0-based); ``nodes``: ``graph, node,
+    <feature columns…>``; ``labels``: ``graph, label``. Every graph needs nodes rows 0..n-1 and a label."""
+    import pandas as pd
+
+    def load(path: Path, required: list[str]) -> Any:
+        if not path.is_file():
+            raise DataError(f"graph CSV not found: {path}")
+        try:
+            frame = pd.read_csv(path)
+        except Exception as error:
+            raise DataError(f"{path}: not a readable CSV ({error})") from error
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(map(str, frame.columns))})")
+        return frame
+
+    edge_frame = load(edges, ["graph", "src", "dst"])
+    node_frame = load(nodes, ["graph", "node"])
+    feature_cols = [c for c in node_frame.columns if c not in ("graph", "node")]
+    if not feature_cols:
+        raise DataError(f"{nodes}: no feature columns besides 'graph' and 'node'")
+    bad = node_frame[feature_cols].isna().any(axis=1)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(f"{nodes}: row {row + 2} (graph {node_frame['graph'].iloc[row]}) has a missing feature")
+    label_map = None
+    if labels is not None:
+        label_frame = load(labels, ["graph", "label"])
+        label_map = dict(zip(label_frame["graph"].tolist(), label_frame["label"].astype(int).tolist()))
+    graphs = []
+    edge_groups = dict(tuple(edge_frame.groupby("graph")))
+    for graph_id, group in node_frame.groupby("graph", sort=True):
+        order = group.sort_values("node")
+        n = len(order)
+        if order["node"].tolist() != list(range(n)):
+            raise DataError(f"{nodes}: graph {graph_id} must list nodes 0..{n - 1} exactly once")
+        x = torch.tensor(order[feature_cols].to_numpy(dtype="float32"))
+        e = edge_groups.pop(graph_id, None)
+        if e is None:
+            ei = torch.zeros(2, 0, dtype=torch.long)
+        else:
+            ei = torch.tensor(e[["src", "dst"]].to_numpy(dtype="int64").T)
+            out = (ei < 0) | (ei >= n)
+            if out.any():
+                row = int(e.index[int(out.any(0).nonzero()[0])])
+                raise DataError(f"{edges}: row {row + 2}: edge of graph {graph_id} names a node outside 0..{n - 1}")
+        if label_map is not None and graph_id not in label_map:
+            raise DataError(f"{labels}: no label for graph {graph_id}")
+        y = torch.tensor([label_map[graph_id] if label_map is not None else 0])
+        graphs.append(Data(x=x, edge_index=ei, y=y))
+    if edge_groups:
+        first = next(iter(edge_groups))
+        raise DataError(f"{edges}: graph {first} has edges but no rows in {nodes} (empty graph / missing features)")
+    return graphs
+
+
+@DATASETS.register("graph_csv", modality="graph", description="graphs from CSV: edge list + node features (+ labels)")
+def graph_csv(*, edges: str, nodes: str, labels: str | None = None, test_fraction: float = 0.1,
+              data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Paths relative to the data root unless absolute; see :func:`read_csv_graphs` for the columns."""
+    if synthetic is not None:
+        fake = synthetic_graphs(synthetic, num_features=4, num_classes=2, seed=seed)
+        return graph_bundle(fake, num_classes=2, test_fraction=0.25, seed=seed, description="synthetic CSV graphs")
+    graphs = read_csv_graphs(data_root / edges, data_root / nodes, data_root / labels if labels else None)
+    return graph_bundle(graphs, test_fraction=test_fraction, seed=seed, description=f"CSV graphs {edges}")

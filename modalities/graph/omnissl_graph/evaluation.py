@@ -1,0 +1,99 @@
+"""The published evaluation protocols for frozen graph embeddings.
+
+- Graph level (InfoGraph, Sun et al. 2020; GraphCL; GraphMAE): embeddings of *all* graphs, 10-fold stratified
+  cross-validation; in each fold an SVM's C is chosen from {1e-3 … 1e3} by inner cross-validation on the training
+  folds only, and the held-out fold's accuracy is recorded; report mean ± std over the 10 folds.
+- Node level (DGI, GRACE, GraphMAE on Cora): logistic regression on frozen node embeddings with the public
+  Planetoid split (train on the 140 labelled nodes, choose the regularisation on the 500 validation nodes,
+  report accuracy on the 1,000 test nodes).
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import ConcatDataset
+
+from omnissl.eval.features import extract_features
+from omnissl.types import DataBundle, Encoder
+
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def all_graphs(bundle: DataBundle) -> Any:
+    """Train and test graphs together: the published protocol cross-validates over the whole dataset."""
+    return ConcatDataset([bundle.train, bundle.test]) if bundle.test is not None else bundle.train
+
+
+def graph_embeddings(encoder: Encoder, bundle: DataBundle, *, device: torch.device | str = "cpu",
+                     batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """Frozen pooled embeddings ``(G, D)`` and labels ``(G,)`` of every graph (eval mode, no augmentation)."""
+    return extract_features(encoder, all_graphs(bundle), bundle, device=torch.device(device), batch_size=batch_size)
+
+
+def svm_cross_validation(features: Tensor, labels: Tensor, *, folds: int = 10, inner_folds: int = 5, seed: int = 0,
+                         c_grid: Sequence[float] = C_GRID, kernel: str = "rbf",
+                         standardize: bool = True) -> dict[str, Any]:
+    """SVM accuracy over stratified ``folds``; C picked per fold by ``inner_folds``-fold CV on its training part.
+
+    features ``(G, D)``, labels ``(G,)`` → ``{"mean", "std", "per_fold", "chosen_C"}`` (accuracies in [0, 1];
+    std is the population std over folds, as the reference scripts' ``np.std``).
+    """
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    x, y = features.double().numpy(), labels.long().numpy()
+    if len(np.unique(y)) < 2:
+        raise ValueError("SVM evaluation needs at least two classes")
+    scores, chosen = [], []
+    outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in outer.split(x, y):
+        steps = [StandardScaler()] if standardize else []
+        model = make_pipeline(*steps, SVC(kernel=kernel))
+        search = GridSearchCV(model, {"svc__C": list(c_grid)}, cv=StratifiedKFold(inner_folds, shuffle=True,
+                                                                                random_state=seed))
+        search.fit(x[train], y[train])
+        scores.append(float(search.score(x[test], y[test])))
+        chosen.append(float(search.best_params_["svc__C"]))
+    return {"mean": statistics.fmean(scores), "std": float(np.std(scores)), "per_fold": scores, "chosen_C": chosen}
+
+
+@torch.no_grad()
+def all_node_embeddings(encoder: Encoder, graph: Any, *, device: torch.device | str = "cpu") -> Tensor:
+    """Frozen node embeddings ``(N, D)`` of the whole graph (eval mode)."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        return encoder.node_embeddings(graph.to(device)).float().cpu()  # type: ignore[operator]
+    finally:
+        encoder.train(was_training)
+
+
+def logistic_regression_public_split(features: Tensor, graph: Any, *, c_grid: Sequence[float] = C_GRID,
+                                     standardize: bool = True) -> dict[str, Any]:
+    """Fit on ``train_mask`` nodes, pick C by ``val_mask`` accuracy, report ``test_mask`` accuracy.
+
+    features ``(N, D)``; graph carries ``y (N,)`` and the three bool masks ``(N,)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = features.double().numpy(), graph.y.cpu().numpy()
+    train, val, test = (graph[m].cpu().numpy() for m in ("train_mask", "val_mask", "test_mask"))
+    if standardize:
+        scaler = StandardScaler().fit(x[train])
+        x = scaler.transform(x)
+    best: tuple[float, float, Any] | None = None
+    for c in c_grid:
+        model = LogisticRegression(C=c, max_iter=2000).fit(x[train], y[train])
+        val_acc = float(model.score(x[val], y[val]))
+        if best is None or val_acc > best[0]:
+            best = (val_acc, c, model)
+    assert best is not None
+    return {"test": float(best[2].score(x[test], y[test])), "val": best[0], "chosen_C": best[1]}
