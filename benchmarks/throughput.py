@@ -1,0 +1,81 @@
+"""SimCLR training throughput: the full loop (data + on-device augmentation + step) against a bare
+forward+backward+optimizer step on pre-made tensors, side by side in one process, as a ratio.
+
+    OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/throughput.py [--steps 4] [--out PATH]
+
+Writes JSON (default benchmarks/results/throughput.json). Target: loop/bare ≥ 0.9 for both encoders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from omnissl.assemble import assemble
+from omnissl.config import load_recipe
+from omnissl.train.optim import build_optimizer
+from omnissl.train.runner import Trainer, read_metrics
+from omnissl.types import ViewSet
+
+ROOT = Path(__file__).resolve().parents[1]
+ENCODERS = {
+    "resnet18_cifar_stem": ["encoder.name=resnet18", "encoder.width=64", "encoder.cifar_stem=true"],
+    "resnet10_w32 (recipe default)": [],
+}
+
+
+def loop_rate(overrides: list[str], steps: int, root: str | None) -> float:
+    recipe = load_recipe(ROOT / "recipes/image/simclr.yaml", [
+        *overrides, f"train.steps={steps + 1}", "train.log_every=1", "train.knn_every=0", "train.checkpoint_every=0",
+        "train.max_minutes=null", "train.batch_size=256"])
+    with tempfile.TemporaryDirectory() as tmp:
+        Trainer(assemble(recipe, root=root), Path(tmp) / "run").fit()
+        rates = [r["samples_per_s"] for r in read_metrics(Path(tmp) / "run") if "samples_per_s" in r]
+    return statistics.median(rates[1:])  # the first step pays one-off allocation costs
+
+
+def bare_rate(overrides: list[str], steps: int, root: str | None) -> float:
+    recipe = load_recipe(ROOT / "recipes/image/simclr.yaml", [*overrides, "train.batch_size=256"])
+    assembled = assemble(recipe, synthetic=16)
+    objective = assembled.objective
+    optimizer = build_optimizer(objective, recipe.train)
+    views = ViewSet(global_views=[torch.rand(256, 3, 32, 32), torch.rand(256, 3, 32, 32)])
+    times = []
+    for _ in range(steps + 1):
+        tick = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        objective(views).loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - tick)
+    return 256 / statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/throughput.json"))
+    args = parser.parse_args()
+    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "batch_size": 256,
+               "image_size": 32, "objective": "simclr", "steps_timed": args.steps, "encoders": {}}
+    for name, overrides in ENCODERS.items():
+        # Alternate the two measurements so load from other processes affects both alike.
+        bare = bare_rate(overrides, args.steps, args.data_root)
+        loop = loop_rate(overrides, args.steps, args.data_root)
+        results["encoders"][name] = {"loop_images_per_s": round(loop, 1), "bare_step_images_per_s": round(bare, 1),
+                                     "loop_over_bare": round(loop / bare, 3)}
+        print(name, results["encoders"][name], flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
