@@ -1,0 +1,126 @@
+"""UCI Adult results table: SSL on the official train split (labels unused), then frozen features probed with the
+same L2 logistic regression at 1 %, 10 % and 100 % of the train labels, beside raw-feature logistic regression,
+gradient-boosted trees on the raw features, and a random-init encoder of each architecture.
+
+    OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/tabular.py \
+        --methods scarf vime simclr --minutes 3 --seeds 3 --out benchmarks/results/tabular
+
+Each method trains ``recipes/tabular/<method>.yaml`` through the normal runner on ONE CPU thread for at most
+``--minutes`` wall-clock minutes (or the recipe's steps, whichever ends first). Test accuracy is on the official
+16,281-row test split. ``<out>.json`` holds every number; ``<out>.md`` is the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnissl.assemble import assemble, random_init_encoders
+from omnissl.config import load_recipe
+from omnissl.eval.features import extract_features, raw_features
+from omnissl.eval.knn import knn_accuracy
+from omnissl.train.runner import train
+from omnissl_tabular.evaluation import gbdt_at_fractions, probe_at_fractions
+
+ROOT = Path(__file__).resolve().parents[1]
+FRACTIONS = (0.01, 0.1, 1.0)
+
+
+def measure(train_f: tuple[torch.Tensor, torch.Tensor], test_f: tuple[torch.Tensor, torch.Tensor],
+            seeds: int) -> dict[str, Any]:
+    knn = knn_accuracy(*train_f, *test_f, k=20, temperature=0.07, num_classes=2)
+    return {"knn20": knn, "probe": probe_at_fractions(train_f, test_f, fractions=FRACTIONS, seeds=seeds,
+                                                      num_classes=2), "dim": int(train_f[0].shape[1])}
+
+
+def encoder_features(encoder: Any, bundle: Any) -> tuple[Any, Any]:
+    device = torch.device("cpu")
+    return (extract_features(encoder, bundle.train, bundle, device=device),
+            extract_features(encoder, bundle.test, bundle, device=device))
+
+
+def run_method(method: str, minutes: float, steps: int | None, seeds: int) -> list[dict[str, Any]]:
+    overrides = [f"train.max_minutes={minutes}", "train.checkpoint_every=0", "train.knn_every=0"]
+    if steps is not None:
+        overrides.append(f"train.steps={steps}")
+    recipe = load_recipe(ROOT / "recipes" / "tabular" / f"{method}.yaml", overrides)
+    assembled = assemble(recipe)
+    with tempfile.TemporaryDirectory() as run_dir:
+        began = time.perf_counter()
+        result = train(assembled, Path(run_dir) / "run")
+        seconds = time.perf_counter() - began
+    trained = measure(*encoder_features(assembled.objective.towers["main"], assembled.bundle), seeds)
+    print(f"{method}: {result.steps_done} steps in {seconds:.0f}s → {trained}", flush=True)
+    rows = [{"row": f"{method} ({recipe.encoder.name}, trained)", "method": method, "steps": result.steps_done,
+             "train_seconds": round(seconds, 1), "stopped": result.stopped_because,
+             "batch_size": recipe.train.batch_size, **trained}]
+    random_encoder = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)["main"]
+    rows.append({"row": f"{recipe.encoder.name}, random init", "method": "random_init",
+                 **measure(*encoder_features(random_encoder, assembled.bundle), seeds)})
+    return rows
+
+
+def baselines(seeds: int) -> tuple[list[dict[str, Any]], Any]:
+    recipe = load_recipe(ROOT / "recipes" / "tabular" / "scarf.yaml")
+    bundle = assemble(recipe).bundle
+    train_f, test_f = raw_features(bundle.train, bundle), raw_features(bundle.test, bundle)
+    rows = [{"row": "raw features, logistic regression", "method": "raw_lr", **measure(train_f, test_f, seeds)}]
+    split = [(s.numeric.numpy(), s.categorical.numpy(), s.labels.numpy()) for s in (bundle.train, bundle.test)]
+    rows.append({"row": "raw features, HistGradientBoosting", "method": "gbdt", "knn20": None,
+                 "probe": gbdt_at_fractions(split[0], split[1], fractions=FRACTIONS, seeds=seeds), "dim": None})
+    return rows, bundle
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = ["features", "dim", "k-NN k=20", *[f"{f:.0%} labels" for f in FRACTIONS], "SSL steps (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        probes = [f"{100 * row['probe'][f'{f:.0%}']['mean']:.2f} ± {100 * row['probe'][f'{f:.0%}']['std']:.2f}"
+                  for f in FRACTIONS]
+        knn = f"{100 * row['knn20']:.2f}" if row.get("knn20") is not None else "—"
+        budget = f"{row['steps']} ({row['train_seconds']:.0f}s)" if "steps" in row else "—"
+        lines.append("| " + " | ".join([row["row"], str(row.get("dim") or "—"), knn, *probes, budget]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["scarf", "vime", "simclr"])
+    parser.add_argument("--minutes", type=float, default=3.0, help="wall-clock SSL budget per method")
+    parser.add_argument("--steps", type=int, default=None, help="override the recipes' step counts")
+    parser.add_argument("--seeds", type=int, default=3, help="label-subset draws per fraction")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tabular")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    began = time.time()
+    rows, _ = baselines(args.seeds)
+    print(table(rows), flush=True)
+    for method in args.methods:
+        rows += run_method(method, args.minutes, args.steps, args.seeds)
+    command = ("OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/tabular.py --methods "
+               f"{' '.join(args.methods)} --minutes {args.minutes:g} --seeds {args.seeds}"
+               + (f" --steps {args.steps}" if args.steps else ""))
+    meta = {"command": command, "threads": 1, "machine": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "total_minutes": round((time.time() - began) / 60, 1),
+            "test_rows": 16281, "train_rows": 32561}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2), encoding="utf-8")
+    text = (f"# UCI Adult: frozen-feature probes at 1 % / 10 % / 100 % labels\n\n`{command}`\n\n"
+            f"Official split (32,561 train / 16,281 test). Linear probe = L2 logistic regression, decay chosen on a "
+            f"validation part of the labelled subset; mean ± std over {args.seeds} label draws (100 %: over probe "
+            f"validation splits). SSL on one CPU thread, ≤ {args.minutes:g} min per method; total "
+            f"{meta['total_minutes']} min.\n\n{table(rows)}\n")
+    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
