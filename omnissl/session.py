@@ -12,7 +12,8 @@ from omnissl.assemble import Assembled, assemble, random_init_encoders
 from omnissl.config import Recipe, load_recipe
 from omnissl.data import training_loader
 from omnissl.errors import ConfigError
-from omnissl.eval.protocol import EvalReport, evaluate
+from omnissl.eval.protocol import evaluate
+from omnissl.eval.retrieval import RetrievalReport, retrieval_rows
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import autocast_dtype, resolve_device
 from omnissl.types import to_device
@@ -76,7 +77,7 @@ def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | P
     return assembled
 
 
-def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "auto") -> dict[str, EvalReport]:
+def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "auto") -> dict[str, Any]:
     """The shared protocol on each tower: the backbone (trained or not) beside random-init and raw baselines."""
     recipe = assembled.recipe
     target = resolve_device(device)
@@ -91,4 +92,24 @@ def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "au
         select = (lambda x, t=tower: x[t]) if recipe.is_paired else None
         reports[tower] = evaluate(rows, assembled.bundle, recipe.eval, device=target, dataset_name=recipe.data.name,
                                   select=select, include_raw=not recipe.is_paired, autocast_dtype=dtype)
+    if recipe.is_paired and assembled.bundle.test is not None:
+        reports["retrieval"] = paired_retrieval(assembled, trained=trained, device=target)
     return reports
+
+
+def paired_retrieval(assembled: Assembled, *, trained: bool, device: torch.device) -> RetrievalReport:
+    """Retrieval and zero-shot for the trained towers beside the same objective with random-init towers."""
+    from omnissl.build import build_component
+    from omnissl.registry import OBJECTIVES
+
+    recipe, bundle = assembled.recipe, assembled.bundle
+    objective = assembled.objective.to(device)
+    report = RetrievalReport(dataset=recipe.data.name, train_samples=len(bundle.train),  # type: ignore[arg-type]
+                             test_samples=len(bundle.test))  # type: ignore[arg-type]
+    report.rows += retrieval_rows(f"{recipe.objective.name} ({'trained' if trained else 'untrained'})", objective,
+                                  bundle, device=device)
+    if "random_init" in recipe.eval.baselines:
+        baseline = build_component(OBJECTIVES, recipe.objective, "objective",
+                                   {"encoders": random_init_encoders(recipe, bundle, seed=recipe.seed + 1)})
+        report.rows += retrieval_rows("random init", baseline.to(device), bundle, device=device)
+    return report

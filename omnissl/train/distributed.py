@@ -68,3 +68,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor (B, D)`` from every rank along dim 0; gradients flow back to the local slice.
+
+    Outside DDP it returns ``tensor`` unchanged. (``torch.distributed.nn.all_gather`` is differentiable; the
+    local slice is put back from the input so its autograd path is the direct one, as OpenCLIP does.)
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    gathered = list(all_gather(tensor))
+    gathered[dist.get_rank()] = tensor
+    return torch.cat(gathered, dim=0)
