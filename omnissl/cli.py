@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omnissl.errors import OmnisslError
 from omnissl.registry import REGISTRIES, load_plugins
+from omnissl.report.commands import add_eval_options, add_parsers
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -52,7 +53,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.run_dir is None:
         raise OmnisslError("--resume needs --run-dir (the directory of the run to continue)")
-    recipe = load_recipe(args.recipe, args.overrides, args.variant)
+    extra = ["train.stop_on_collapse=true"] if args.stop_on_collapse else []
+    recipe = load_recipe(args.recipe, [*args.overrides, *extra], args.variant)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(recipe)
     if args.resume:
         check_resume_matches(recipe, run_dir)
@@ -63,6 +65,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"stopped: {result.stopped_because}); run directory: {run_dir}")
     if not args.no_eval and trainer.dist.is_main and assembled.bundle.test is not None:
         _print_reports(evaluate_assembled(assembled, trained=True, device=recipe.train.device), run_dir)
+    if trainer.dist.is_main:
+        from omnissl.report.commands import auto_report
+
+        auto_report(run_dir, data_root=args.data_root, embed=not args.no_eval)
     return 0
 
 
@@ -82,6 +88,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     reports = evaluate_assembled(assembled, trained=trained, device=assembled.recipe.train.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     _print_reports(reports, out_dir)
+    from omnissl.report.commands import auto_report, finetune_eval
+
+    if args.finetune:
+        finetune_eval(assembled, args, out_dir)
+    if trained:
+        auto_report(out_dir, data_root=args.data_root)
     return 0
 
 
@@ -111,10 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
             p.add_argument("--variant", help="apply a named variant of the recipe (e.g. gpu)")
             p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+            p.add_argument("--stop-on-collapse", action="store_true",
+                           help="stop (with a checkpoint) when the collapse monitor fires")
         else:
             p.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
             p.add_argument("--out", help="where eval.json goes when evaluating a recipe")
+            add_eval_options(p)
         p.set_defaults(func=func)
+    add_parsers(sub)  # report, compare, embed, export
     return parser
 
 

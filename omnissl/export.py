@@ -1,0 +1,182 @@
+"""Export a trained encoder: ``encoder.safetensors`` + ``omnissl_encoder.json`` (registered builder name, the
+full keyword arguments it was built with, plugins, embedding size), reloadable with :func:`load_exported`
+without the recipe, the objective or the training code. An encoder that wraps a ``transformers`` model is also
+written with ``save_pretrained`` to ``hf_model/`` so ``AutoModel.from_pretrained`` loads it directly.
+
+Layout (one tower): ``OUT/omnissl_encoder.json``, ``OUT/encoder.safetensors`` [, ``OUT/hf_model/``].
+Paired runs: one such folder per tower, ``OUT/<tower>/``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from omnissl.errors import ConfigError
+from omnissl.types import Encoder
+
+CONFIG_NAME = "omnissl_encoder.json"
+WEIGHTS_NAME = "encoder.safetensors"
+FORMAT = "omnissl-encoder/1"
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples → lists, paths → strings; ``TypeError`` for anything JSON cannot hold."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    raise TypeError(type(value).__name__)
+
+
+def builder_kwargs(spec: Any, context: dict[str, Any], path: str = "encoder") -> tuple[dict[str, Any], list[str]]:
+    """The keyword arguments :func:`omnissl.build.build_component` passes for ``spec`` in ``context``, as JSON
+    values; context values JSON cannot hold are left out (the builder's default applies) and named."""
+    from omnissl.build import check_params
+    from omnissl.registry import ENCODERS
+
+    entry = ENCODERS.get(spec.name)
+    kwargs = check_params(entry, spec.params, path)
+    left_out = []
+    for name, parameter in entry.signature.parameters.items():
+        if name not in kwargs and name in context:
+            kwargs[name] = context[name]
+    recorded = {}
+    for name, value in kwargs.items():
+        try:
+            recorded[name] = _jsonable(value)
+        except TypeError as error:
+            if entry.signature.parameters[name].default is inspect.Parameter.empty:
+                raise ConfigError(f"export: {path}.{name} is a {error} that JSON cannot record, and "
+                                  f"'{spec.name}' has no default for it") from None
+            left_out.append(name)
+    return recorded, left_out
+
+
+def hf_model_of(encoder: nn.Module) -> Any | None:
+    """The wrapped ``transformers.PreTrainedModel`` (attribute ``model``), if any."""
+    model = getattr(encoder, "model", None)
+    return model if model is not None and hasattr(model, "save_pretrained") else None
+
+
+def export_encoder(encoder: Encoder, spec: Any, context: dict[str, Any], out_dir: Path, *,
+                   plugins: list[str], extra: dict[str, Any] | None = None) -> Path:
+    """Write one encoder's weights and config into ``out_dir``; return the config path."""
+    from safetensors.torch import save_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params, left_out = builder_kwargs(spec, context)
+    save_model(encoder.cpu(), str(out_dir / WEIGHTS_NAME))  # handles tied/shared tensors
+    config = {"format": FORMAT, "encoder": spec.name, "params": params, "plugins": plugins,
+              "embed_dim": int(encoder.embed_dim), "output_kinds": sorted(encoder.output_kinds),
+              "not_recorded": left_out, **(extra or {})}
+    hf = hf_model_of(encoder)
+    if hf is not None:
+        hf.save_pretrained(str(out_dir / "hf_model"))
+        config["hf_model"] = "hf_model"
+    path = out_dir / CONFIG_NAME
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None, *, checkpoint: str | Path | None = None,
+               data_root: str | Path | None = None) -> list[Path]:
+    """Export every tower of a trained run (latest checkpoint unless given); default ``RUN_DIR/export``."""
+    from omnissl.assemble import tower_context
+    from omnissl.session import load_trained
+    from omnissl.train import checkpoint as ckpt
+
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir else run_dir / "export"
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir / "checkpoints")
+    assembled = load_trained(run_dir, checkpoint=path, root=data_root)
+    recipe = assembled.recipe
+    specs = recipe.tower_specs()
+    step = int(ckpt.load_checkpoint(path)["step"]) if path else None
+    written = []
+    for tower, encoder in assembled.objective.towers.items():
+        target = out if not recipe.is_paired else out / tower
+        extra = {"tower": tower, "source_run": str(run_dir.resolve()), "checkpoint": str(path), "step": step,
+                 "recipe_name": recipe.name, "dataset": recipe.data.name}
+        written.append(export_encoder(encoder, specs[tower].encoder, tower_context(recipe, assembled.bundle, tower),
+                                      target, plugins=list(recipe.plugins), extra=extra))
+    return written
+
+
+def load_exported(directory: str | Path, *, map_location: str = "cpu") -> Encoder:
+    """Rebuild an exported encoder from its JSON (builder name + params) and load its safetensors weights."""
+    from safetensors.torch import load_model
+
+    from omnissl.build import build_component
+    from omnissl.config import Component
+    from omnissl.registry import ENCODERS, load_plugins
+
+    directory = Path(directory)
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise ConfigError(f"{directory}: no {CONFIG_NAME}; not an `omnissl export` directory")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("format") != FORMAT:
+        raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    installed = load_plugins()
+    missing = [p for p in config.get("plugins", []) if p not in installed]
+    if missing:
+        raise ConfigError(f"{config_path}: needs plugin(s) {', '.join(missing)}, not installed")
+    spec = Component(name=config["encoder"], **config["params"])
+    encoder = build_component(ENCODERS, spec, f"{config_path}: encoder")
+    load_model(encoder, str(directory / WEIGHTS_NAME), strict=True, device=map_location)
+    return encoder
+
+
+def write_embeddings(encoder: Encoder, bundle: Any, out: str | Path, *, splits: tuple[str, ...] = ("train", "test"),
+                     select: Any = None, device: str = "cpu", batch_size: int = 256) -> dict[str, int]:
+    """Pooled features of every sample of ``splits``, in dataset order, to ``out``:
+
+    ``.npy``: the ``(N, D)`` float32 matrix, with ``<stem>.labels.npy`` ``(N,)`` and ``<stem>.split.npy`` ``(N,)``
+    (``"train"``/``"test"``) beside it; ``.parquet``: columns ``split``, ``row`` (position in its split),
+    ``label`` and ``embedding`` (a list of D floats). Returns the row count per split.
+    """
+    import numpy as np
+
+    from omnissl.eval.features import extract_features
+    from omnissl.train.distributed import resolve_device
+
+    out = Path(out)
+    if out.suffix not in (".npy", ".parquet"):
+        raise ConfigError(f"embed --out {out}: the file must end in .npy or .parquet")
+    target = resolve_device(device)
+    encoder.to(target)
+    parts, counts = [], {}
+    for split in splits:
+        dataset = getattr(bundle, split, None)
+        if dataset is None:
+            raise ConfigError(f"embed --split {split}: the dataset has no {split} split")
+        features, labels = extract_features(encoder, dataset, bundle, device=target, batch_size=batch_size,
+                                            select=select or (lambda x: x))
+        counts[split] = int(features.shape[0])
+        parts.append((split, features.numpy().astype(np.float32), labels.numpy()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, np.concatenate([p[1] for p in parts]))
+        np.save(out.with_suffix(".labels.npy"), np.concatenate([p[2] for p in parts]))
+        np.save(out.with_suffix(".split.npy"), np.concatenate([np.full(len(p[1]), p[0]) for p in parts]))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({
+            "split": pa.array([p[0] for p in parts for _ in range(len(p[1]))]),
+            "row": pa.array(np.concatenate([np.arange(len(p[1])) for p in parts])),
+            "label": pa.array(np.concatenate([p[2] for p in parts])),
+            "embedding": pa.array(list(np.concatenate([p[1] for p in parts])), type=pa.list_(pa.float32())),
+        })
+        pq.write_table(table, out)
+    return counts

@@ -1,0 +1,144 @@
+"""``omnissl report RUN_DIR``: write ``RUN_DIR/report.html`` (self-contained) and the PNGs in ``RUN_DIR/report/``.
+
+Sections: loss + learning rate, k-NN accuracy during training, the collapse monitor, the probe table(s) from
+``eval.json`` (backbone beside its baselines, with spread over seeds), a t-SNE map of the trained backbone's
+test features coloured by label, and the extras that apply (nearest-neighbour images, MAE reconstructions).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnissl.errors import ConfigError, DataError
+from omnissl.report import extras, plots
+from omnissl.report.embedding_map import knn_consistency, plot_embedding_map
+from omnissl.report.html import Section, write_html
+
+
+def eval_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """``eval.json``'s per-tower report → (header, rows) with k-NN columns and probe mean ± std (in %)."""
+    rows = report.get("rows", [])
+    knn_keys = list(rows[0]["knn"]) if rows else []
+    header = ["features", "dim", *[f"k-NN {k}" for k in knn_keys], "linear probe (mean ± std)"]
+    body = []
+    for row in rows:
+        probe = row["probe"]
+        body.append([row["name"], str(row["feature_dim"]), *[f"{100 * row['knn'][k]:.2f}" for k in knn_keys],
+                     f"{100 * probe['mean']:.2f} ± {100 * probe['std']:.2f}"])
+    return header, body
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from error
+
+
+@torch.no_grad()
+def collect(encoder: torch.nn.Module, dataset: Any, bundle: Any, *, select: Any, keep_inputs: bool,
+            device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Pooled features ``(N, D)``, labels ``(N,)`` and (for image inputs, when asked) the inputs ``(N, C, H, W)``."""
+    from omnissl.data import evaluation_loader
+    from omnissl.types import to_device
+
+    was_training = encoder.training
+    encoder.eval()
+    features, labels, inputs = [], [], []
+    try:
+        for batch in evaluation_loader(dataset, bundle, batch_size=batch_size):
+            x = select(batch["x"])
+            features.append(encoder(to_device(x, device)).pooled.float().cpu())
+            labels.append(torch.as_tensor(batch["y"]).cpu())
+            if keep_inputs and extras.is_image_batch(x):
+                inputs.append(x.cpu())
+    finally:
+        encoder.train(was_training)
+    images = torch.cat(inputs) if inputs and len(inputs) == len(features) else None
+    return torch.cat(features), torch.cat(labels), images
+
+
+def _model_sections(run_dir: Path, figures: Path, *, data_root: str | Path | None, max_points: int,
+                    device: torch.device) -> list[Section]:
+    """The sections that need the trained model: embedding map and extras (one map per tower)."""
+    from omnissl.eval.features import limit
+    from omnissl.session import load_trained
+
+    assembled = load_trained(run_dir, root=data_root)
+    assembled.objective.to(device)
+    bundle, recipe = assembled.bundle, assembled.recipe
+    split = bundle.test if bundle.test is not None else bundle.train
+    points = limit(split, max_points, seed=4)
+    sections = []
+    for tower, encoder in assembled.objective.towers.items():
+        select = (lambda x, t=tower: x[t]) if recipe.is_paired else (lambda x: x)
+        feats, labels, images = collect(encoder, points, bundle, select=select, keep_inputs=True, device=device)
+        if labels.dim() != 1 or labels.shape[0] != feats.shape[0]:
+            continue  # e.g. multi-label targets: no single colour per point
+        section = Section(title=f"embedding map — tower '{tower}'")
+        name = "embedding_map" if tower == "main" else f"embedding_map_{tower}"
+        section.images.append(plot_embedding_map(
+            feats, labels, figures / f"{name}.png", seed=recipe.seed,
+            title=f"t-SNE of {len(labels)} {'test' if bundle.test is not None else 'train'} features"))
+        section.paragraphs.append(f"Share of each point's 10 nearest neighbours (cosine, full feature space) with "
+                                  f"the same label: {100 * knn_consistency(feats, labels):.1f}%.")
+        sections.append(section)
+        if images is not None:
+            bank = limit(bundle.train, max_points, seed=3)
+            bank_feats, bank_labels, bank_images = collect(encoder, bank, bundle, select=select, keep_inputs=True,
+                                                           device=device)
+            if bank_images is not None:
+                extra = Section(title="nearest-neighbour retrieval")
+                extra.images.append(extras.plot_retrieval(images, labels, feats, bank_images, bank_labels,
+                                                          bank_feats, figures / "retrieval.png"))
+                mae = extras.plot_mae_reconstructions(assembled.objective, images, figures / "mae_reconstructions.png",
+                                                      seed=recipe.seed)
+                if mae is not None:
+                    extra.images.append(mae)
+                sections.append(extra)
+    return sections
+
+
+def write_report(run_dir: str | Path, *, data_root: str | Path | None = None, embed: bool = True,
+                 max_points: int = 1000, device: str = "cpu") -> Path:
+    """Write ``report.html`` and ``report/*.png`` into ``run_dir``; return the HTML path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a directory (expected an omnissl run directory)")
+    figures = run_dir / "report"
+    figures.mkdir(exist_ok=True)
+    records = plots.read_metrics(run_dir / "metrics.jsonl")
+    sections: list[Section] = []
+    curves = Section(title="training")
+    for make, name in ((plots.plot_loss_lr, "loss_lr"), (plots.plot_knn, "knn_accuracy"),
+                       (plots.plot_collapse, "collapse_monitor")):
+        image = make(records, figures / f"{name}.png")
+        if image is not None:
+            curves.images.append(image)
+    if not records:
+        curves.paragraphs.append("metrics.jsonl is missing or empty: no training curves.")
+    sections.append(curves)
+    if (run_dir / "eval.json").is_file():
+        evaluation = Section(title="evaluation (frozen features; probe mean ± std over seeds, %)")
+        for tower, report in _read_json(run_dir / "eval.json").items():
+            evaluation.paragraphs.append(f"tower '{tower}' on {report.get('dataset')}: {report.get('train_samples')}"
+                                         f" train / {report.get('test_samples')} test samples")
+            evaluation.tables.append(eval_table(report))
+        sections.append(evaluation)
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+    if embed and checkpoints and (run_dir / "recipe.yaml").is_file():
+        from omnissl.train.distributed import resolve_device
+
+        sections += _model_sections(run_dir, figures, data_root=data_root, max_points=max_points,
+                                    device=resolve_device(device))
+    if (run_dir / "notes.log").is_file():
+        sections.append(Section(title="notes", preformatted=(run_dir / "notes.log").read_text(encoding="utf-8")))
+    if (run_dir / "recipe.yaml").is_file():
+        sections.append(Section(title="recipe", preformatted=(run_dir / "recipe.yaml").read_text(encoding="utf-8")))
+    last = max((r["step"] for r in records), default=0)
+    return write_html(run_dir / "report.html", f"omnissl run report: {run_dir.name}", sections,
+                      subtitle=f"{len(records)} metric records, last step {last}; {len(checkpoints)} checkpoint(s)")
