@@ -184,7 +184,7 @@ class Trainer:
         monitor = CollapseMonitor()
         previous_handlers = self._install_signal_handlers()
         began = time.perf_counter()
-        samples_total, stopped_because, last_logs = 0, "steps", {}
+        samples_total, stopped_because, last_logs, best_knn = 0, "steps", {}, float("-inf")
         bar = progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
         try:
             while self.step < config.steps:
@@ -213,7 +213,12 @@ class Trainer:
                             self.save_checkpoint()
                             raise CollapseError(f"collapse at step {self.step}: {monitor.describe(stats)}")
                 if knn is not None and self.step % config.knn_every == 0:
-                    writer.write(self.step, knn.measure())
+                    measured = knn.measure()
+                    writer.write(self.step, measured)
+                    score = next(iter(measured.values()), None)
+                    if score is not None and score > best_knn:
+                        best_knn = score
+                        ckpt.atomic_save({**self._payload(), "knn": score}, self.run_dir / "checkpoints" / "best.pt")
                 bar.update(1)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_checkpoint()
