@@ -104,7 +104,7 @@ def cifar_images(data_root: Path) -> Tensor:
 @pytest.fixture
 def real_views(cifar_images: Tensor) -> Callable[..., ViewSet]:
     """Fixed random crops + flips of real images (drawn once, so the loss curve reflects learning, not noise)."""
-    def make(count: int = 2, batch: int = 64, local: int = 0) -> ViewSet:
+    def make(count: int = 2, batch: int = 24, local: int = 0) -> ViewSet:
         generator = torch.Generator().manual_seed(0)
         images = cifar_images[:batch].float() / 255
 

@@ -79,11 +79,11 @@ def test_moco_trains_on_real_images(conv_encoder, real_views, train) -> None:
     views = real_views()
     torch.manual_seed(0)
     v2 = build_moco_v2(encoder=conv_encoder(), queue_size=64, projection_dim=32, hidden_dim=64, momentum=0.9)
-    losses = train(v2, views, steps=25, lr=3e-3)
-    # Step 0 contrasts against the random initial queue (easy); from step 1 the queue holds real keys.
-    assert sum(losses[-5:]) / 5 < losses[1] - 0.5, losses
+    losses = train(v2, views, steps=12, lr=3e-3)
+    # Steps 0-1 contrast against the random initial queue (easy); from step 2 it holds only real keys.
+    assert sum(losses[-5:]) / 5 < losses[2] - 0.4, losses
     torch.manual_seed(0)
     v3 = build_moco_v3(encoder=conv_encoder(), projection_dim=32, hidden_dim=64, predictor_hidden_dim=64,
                        momentum=0.9)
-    losses = train(v3, views, steps=25, lr=3e-3)
+    losses = train(v3, views, steps=12, lr=3e-3)
     assert sum(losses[-5:]) / 5 < losses[0] - 0.1, losses
