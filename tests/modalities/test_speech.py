@@ -312,6 +312,9 @@ SMALL = {
     "masked_spectrogram.yaml": ["encoder.dim=32", "encoder.depth=1", "encoder.heads=2", "objective.decoder_dim=32",
                                 "objective.decoder_heads=2"],
     "cpc.yaml": ["encoder.dim=32", "encoder.depth=1", "objective.context_dim=32"],
+    "data2vec.yaml": ["encoder.dim=32", "encoder.depth=2", "encoder.heads=2", "objective.decoder_dim=32",
+                      "objective.decoder_heads=2"],
+    "simclr.yaml": ["encoder.dim=32", "encoder.depth=1", "objective.hidden_dim=32", "objective.projection_dim=16"],
 }
 
 

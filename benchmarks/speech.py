@@ -1,0 +1,116 @@
+"""Speech benchmark: pretrain each speech recipe on FSDD's 2,700 training clips under a wall-clock budget, then run
+the shared protocol (weighted k-NN + linear probe over seeds, on mean-pooled utterance embeddings) for the spoken
+digit and for the speaker, on FSDD's official 300-clip test split, beside the baselines: the same architecture at
+random init and the mean log-mel features of each clip (the bundle's ``raw_features``).
+
+    OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python benchmarks/speech.py --minutes 10 --threads 1
+
+Each method writes ``benchmarks/results/speech.<method>.json``; every run then rewrites ``speech.md`` from all the
+method files present, with the measured wall-clock and process CPU time of each pretraining.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnissl.assemble import assemble, build_data, random_init_encoders
+from omnissl.config import load_recipe
+from omnissl.eval.protocol import evaluate
+from omnissl.train.runner import Trainer, read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("wav2vec2", "masked_spectrogram", "cpc")
+LABELS = ("digit", "speaker")
+
+
+def run_method(method: str, *, minutes: float, steps: int | None, data_root: str | None) -> dict[str, Any]:
+    overrides = [f"train.max_minutes={minutes}", "train.checkpoint_every=0", "train.knn_every=0"]
+    if steps is not None:
+        overrides.append(f"train.steps={steps}")
+    recipe = load_recipe(ROOT / "recipes" / "speech" / f"{method}.yaml", overrides)
+    assembled = assemble(recipe, root=data_root)
+    with tempfile.TemporaryDirectory() as run_dir:
+        cpu_start, wall_start = time.process_time(), time.time()
+        result = Trainer(assembled, Path(run_dir) / "run").fit()
+        cpu_s, wall_s = time.process_time() - cpu_start, time.time() - wall_start
+        records = [r for r in read_metrics(Path(run_dir) / "run") if "loss" in r]
+    encoder = assembled.objective.towers["main"]
+    random_init = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)["main"]
+    reports = {}
+    for label in LABELS:
+        labelled = load_recipe(ROOT / "recipes" / "speech" / f"{method}.yaml", overrides + [f"data.label={label}"])
+        bundle = build_data(labelled, root=data_root)
+        report = evaluate({f"{method} (pretrained)": encoder, f"{method} (random init)": random_init}, bundle,
+                          recipe.eval, device=torch.device("cpu"), dataset_name=f"fsdd-{label}")
+        reports[label] = report.to_json()
+        print(f"\n{method} — {label}\n{report.table()}", flush=True)
+    return {"method": method, "recipe": f"recipes/speech/{method}.yaml", "overrides": overrides,
+            "steps_done": result.steps_done, "stopped_because": result.stopped_because,
+            "batch_size": recipe.train.batch_size, "wall_seconds": wall_s, "cpu_seconds": cpu_s,
+            "threads": torch.get_num_threads(), "first_loss": records[0]["loss"] if records else None,
+            "last_logs": result.last_logs, "reports": reports}
+
+
+def table() -> str:
+    rows, raw = [], {}
+    for method in METHODS:
+        path = RESULTS / f"speech.{method}.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        cells: dict[str, dict[str, str]] = {}
+        for label, report in result["reports"].items():
+            for row in report["rows"]:
+                knn = " / ".join(f"{100 * v:.1f}" for v in row["knn"].values())
+                probe = f"{100 * row['probe']['mean']:.1f} ± {100 * row['probe']['std']:.1f}"
+                cells.setdefault(row["name"], {})[label] = f"{probe} | {knn}"
+        budget = (f"{result['steps_done']} steps × {result['batch_size']}, {result['wall_seconds'] / 60:.1f} wall-min, "
+                  f"{result['cpu_seconds'] / 60:.1f} CPU-min ({result['threads']} thread)")
+        for name, by_label in cells.items():
+            if name == "raw input":
+                raw = by_label
+                continue
+            line = [name, by_label.get("digit", "– | –"), by_label.get("speaker", "– | –"),
+                    budget if "pretrained" in name else "–"]
+            rows.append("| " + " | ".join(line) + " |")
+    if raw:
+        rows.append("| mean log-mel (raw input, 64-d) | " + raw.get("digit", "– | –") + " | " + raw.get("speaker", "– | –")
+                    + " | – |")
+    header = ["features (mean-pooled)", "digit: linear probe %", "digit: k-NN % (k=10 / 50)",
+              "speaker: linear probe %", "speaker: k-NN % (k=10 / 50)", "pretraining"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock pretraining budget per method")
+    parser.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--table-only", action="store_true", help="only rewrite speech.md from the JSON files")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.table_only:
+        for method in args.methods:
+            result = run_method(method, minutes=args.minutes, steps=args.steps, data_root=args.data_root)
+            (RESULTS / f"speech.{method}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    markdown = ("# Speech benchmark (FSDD, official 2,700 / 300 split)\n\n"
+                "Linear probe: mean ± std over 3 seeds; k-NN: weighted, cosine. Utterance embedding = mean over "
+                "valid frames/tokens.\n\n" + table() + "\n")
+    (RESULTS / "speech.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
