@@ -227,7 +227,7 @@ def test_label_subset_is_stratified_and_probe_runs() -> None:
     assert table["10%"]["mean"] > 0.95 and len(table["10%"]["per_seed"]) == 2
 
 
-@pytest.mark.parametrize("recipe", ["scarf", "vime", "simclr"])
+@pytest.mark.parametrize("recipe", ["scarf", "vime", "simclr", "mae"])
 def test_recipe_trains_a_few_steps_on_adult(recipe: str, data_root: Path, tmp_path: Path) -> None:
     from omnissl.assemble import assemble
     from omnissl.config import load_recipe

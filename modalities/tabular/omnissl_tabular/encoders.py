@@ -114,6 +114,11 @@ class FTTransformer(TokenEncoder):
         tokens = torch.cat([numeric_tokens, categorical_tokens], dim=1) + self.bias
         return TokenSequence(tokens=tokens)
 
+    @property
+    def reconstruction_dim(self) -> int:
+        """``P`` of :meth:`reconstruction_target` (the core MAE sizes its decoder output with it)."""
+        return max([1, *self.cardinalities])
+
     def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
         tokens = sequence.tokens
         x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
@@ -131,7 +136,7 @@ class FTTransformer(TokenEncoder):
 
     def reconstruction_target(self, x: dict[str, Tensor]) -> Tensor:
         numeric, categorical = _inputs(x, self.num_numeric, len(self.cardinalities))
-        width = max([1, *self.cardinalities])
+        width = self.reconstruction_dim
         target = numeric.new_zeros(numeric.shape[0], self.num_tokens, width)
         target[:, : self.num_numeric, 0] = numeric
         if self.cardinalities:
