@@ -62,6 +62,19 @@ def test_schema_inferred_on_train_fixed_and_reused(tmp_path: Path) -> None:
     assert fitted.numeric.shape == (4, 2)  # no row dropped
 
 
+def test_dataframe_ingestion_keeps_category_identity_across_dtypes() -> None:
+    from omnissl_tabular import bundle_from_frames
+
+    train = pd.DataFrame({"code": [1, 2, 1, 2], "ok": [True, False, None, True], "v": [0.0, 1.0, 2.0, 3.0],
+                          "y": [0, 1, 0, 1]})
+    test = pd.DataFrame({"code": [1.0, np.nan], "ok": [False, None], "v": [1.0, 1.0], "y": [1.0, 0.0]})
+    bundle = bundle_from_frames(train, test, target="y", categorical=["code"])
+    # an int category read back as float (because of a NaN) is the same category, not <unknown>
+    assert bundle.test.categorical[:, 0].tolist() == [2, 1] and bundle.test.labels.tolist() == [1, 0]
+    assert bundle.test.categorical[:, 1].tolist() == [2, 1]  # 'False' sorts first; None → <missing>
+    assert bundle.input_spec["missing_counts"]["train"]["missing"]["ok"] == 1
+
+
 def test_clear_errors(tmp_path: Path) -> None:
     train, test = frames()
     with pytest.raises(DataError, match="target column 'label' not found"):

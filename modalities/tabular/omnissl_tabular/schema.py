@@ -37,7 +37,7 @@ def value_kind(column: pd.Series) -> ValueKind:
     values = column.dropna()
     if values.empty:
         return "empty"
-    if pd.api.types.is_bool_dtype(values):
+    if pd.api.types.is_bool_dtype(values) or all(isinstance(v, (bool, np.bool_)) for v in values.head(1000)):
         return "bool"
     if pd.api.types.is_numeric_dtype(values):
         return "number"
@@ -119,7 +119,7 @@ class TabularSchema:
                                           std=std if std > 1e-12 else 1.0, train_missing=missing,
                                           missing_indicator=missing > 0))
             else:
-                vocab = sorted({str(v) for v in column.dropna().unique()})
+                vocab = sorted({_label_text(v) for v in column.dropna().unique()})
                 if len(vocab) > max_categories:
                     raise DataError(f"{source}: categorical column '{name}' has {len(vocab)} distinct values "
                                     f"(> max_categories={max_categories}); is it an id column?")
@@ -183,7 +183,7 @@ class TabularSchema:
             self._check_kind(spec, column, source)
             lookup = {v: i + len(RESERVED) for i, v in enumerate(spec.vocabulary)}
             absent_mask = column.isna().to_numpy()
-            codes = np.array([1 if m else lookup.get(str(v), 0) for v, m in zip(column.tolist(), absent_mask)],
+            codes = np.array([1 if m else lookup.get(_label_text(v), 0) for v, m in zip(column.tolist(), absent_mask)],
                              dtype=np.int64)
             missing[spec.name] = int(absent_mask.sum())
             unknown[spec.name] = int((codes == 0).sum())
@@ -254,7 +254,8 @@ class TabularSchema:
 
 
 def _label_text(value: Any) -> str:
-    """Labels compare as text, so ``1`` (int in train) and ``1.0`` (float after a NaN elsewhere) agree."""
+    """Labels and categories compare as text, so ``1`` (int in train) and ``1.0`` (float once a NaN is in the
+    column) agree."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value).strip()
