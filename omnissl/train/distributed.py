@@ -71,15 +71,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor (B, D)`` from every rank along dim 0; gradients flow back to the local slice.
+    """Concatenate ``tensor (B, D)`` from every rank along dim 0; gradients flow to the local slice only.
 
-    Outside DDP it returns ``tensor`` unchanged. (``torch.distributed.nn.all_gather`` is differentiable; the
-    local slice is put back from the input so its autograd path is the direct one, as OpenCLIP does.)
+    Other ranks' embeddings arrive as constants (negatives); the local slice is the input itself, so its autograd
+    path is intact — OpenCLIP's default (``local_loss=False, gather_with_grad=False``). DDP's gradient averaging then
+    combines the ranks. Outside DDP it returns ``tensor`` unchanged.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    gathered = list(all_gather(tensor))
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.detach().contiguous())
     gathered[dist.get_rank()] = tensor
     return torch.cat(gathered, dim=0)
