@@ -1,0 +1,143 @@
+"""Exports round-trip, embeddings match the protocol's features, fine-tuning modes, and the decision table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omnissl.build import build_component
+from omnissl.cli import main
+from omnissl.compare import stratified_subset, verdict
+from omnissl.config import Component
+from omnissl.eval.features import extract_features
+from omnissl.eval.finetune import FinetuneConfig, encoder_blocks, finetune, trainable_parameters
+from omnissl.export import CONFIG_NAME, export_encoder, load_exported
+from omnissl.registry import ENCODERS, load_plugins
+from omnissl.session import load_trained
+
+
+def test_export_round_trip_rebuilds_the_encoder_without_the_recipe(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert main(["export", str(tiny_run), "--out", str(out)]) == 0
+    config = json.loads((out / CONFIG_NAME).read_text())
+    assert config["encoder"] == "resnet10" and config["params"]["width"] == 8
+    assert config["params"]["in_channels"] == 1, "context values (from the dataset) are recorded too"
+    assert config["step"] == 4
+    trained = load_trained(tiny_run)
+    encoder = load_exported(out)
+    bundle = trained.bundle
+    batch = bundle.collate([bundle.test[i] for i in range(16)])
+    reference = trained.objective.towers["main"].eval()
+    assert torch.equal(encoder.eval()(batch["x"]).pooled, reference(batch["x"]).pooled)
+
+
+def test_hf_encoder_export_loads_with_automodel(tmp_path: Path) -> None:
+    from transformers import AutoModel
+
+    load_plugins()
+    spec = Component(name="bert", vocab_size=50, dim=16, depth=1, heads=2, max_length=16)
+    encoder = build_component(ENCODERS, spec, "encoder").eval()
+    export_encoder(encoder, spec, {}, tmp_path, plugins=["text"])
+    ids = torch.randint(1, 50, (2, 10))
+    mask = torch.ones_like(ids)
+    expected = encoder({"input_ids": ids, "attention_mask": mask})
+    hf = AutoModel.from_pretrained(str(tmp_path / "hf_model")).eval()
+    assert torch.allclose(hf(input_ids=ids, attention_mask=mask).last_hidden_state, expected.tokens, atol=1e-6)
+    reloaded = load_exported(tmp_path).eval()
+    assert torch.equal(reloaded({"input_ids": ids, "attention_mask": mask}).pooled, expected.pooled)
+
+
+def test_embed_writes_npy_and_parquet_matching_the_protocol_features(tiny_run: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    assert main(["embed", str(tiny_run), "--split", "test", "--out", str(tmp_path / "e.npy"), "--device", "cpu"]) == 0
+    assert main(["embed", str(tiny_run), "--split", "test", "--out", str(tmp_path / "e.parquet"),
+                 "--device", "cpu"]) == 0
+    trained = load_trained(tiny_run)
+    features, labels = extract_features(trained.objective.towers["main"], trained.bundle.test, trained.bundle,
+                                        device=torch.device("cpu"))
+    matrix = np.load(tmp_path / "e.npy")
+    assert matrix.shape == tuple(features.shape) and len(features) == len(trained.bundle.test)
+    np.testing.assert_allclose(matrix, features.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(np.load(tmp_path / "e.labels.npy"), labels.numpy())
+    table = pq.read_table(tmp_path / "e.parquet").to_pydict()
+    assert table["row"] == list(range(len(features))) and set(table["split"]) == {"test"}
+    np.testing.assert_allclose(np.array(table["embedding"]), features.numpy(), atol=1e-5)
+
+
+def test_selective_finetuning_trains_the_last_blocks_and_what_follows_them() -> None:
+    load_plugins()
+    resnet = ENCODERS.get("resnet10").builder(width=8, in_channels=1, mean=(0.5,), std=(0.25,))
+    assert len(encoder_blocks(resnet)) == 4 and encoder_blocks(resnet)[-1] is resnet.stages[-1]
+    assert {id(p) for p in trainable_parameters(resnet, "last_blocks", 1)} == {id(p) for p in resnet.stages[-1].parameters()}
+    vit = ENCODERS.get("vit").builder(image_size=8, patch_size=4, dim=16, depth=3, heads=2)
+    chosen = {id(p) for p in trainable_parameters(vit, "last_blocks", 2)}
+    expected = [*vit.blocks[1].parameters(), *vit.blocks[2].parameters(), *vit.norm.parameters()]
+    assert chosen == {id(p) for p in expected}
+    assert len(trainable_parameters(vit, "full", 1)) == len(list(vit.parameters()))
+
+
+def test_finetuning_learns_on_digits_and_leaves_the_callers_encoder_alone(tiny_run: Path) -> None:
+    trained = load_trained(tiny_run)
+    encoder = trained.objective.towers["main"]
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    bundle = trained.bundle
+    train, test = torch.utils.data.Subset(bundle.train, range(300)), torch.utils.data.Subset(bundle.test, range(150))
+    result = finetune(encoder, train, test, bundle, FinetuneConfig(mode="full", epochs=4, batch_size=32, lr=1e-2,
+                                                                   encoder_lr_scale=0.1), device=torch.device("cpu"))
+    assert result["mean"] > 0.5, f"10 classes: chance is 0.1, fine-tuning reached {result['mean']}"
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_eval_finetune_mode_from_the_cli(tiny_run: Path) -> None:
+    assert main(["eval", str(tiny_run), "--finetune", "last_blocks", "--finetune-epochs", "1",
+                 "--finetune-lr", "0.01", "eval.max_train_samples=100", "eval.max_test_samples=50"]) == 0
+    result = json.loads((tiny_run / "eval.json").read_text())["main"]["finetune"]["last_blocks"]
+    assert result["blocks"] == 1 and 0.0 <= result["mean"] <= 1.0 and len(result["per_seed"]) == 1
+
+
+def test_stratified_subset_keeps_every_class() -> None:
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 3)
+    index = stratified_subset(labels, 0.1, seed=0)
+    counts = torch.bincount(labels[index], minlength=3).tolist()
+    assert counts == [5, 3, 1]
+    assert not torch.equal(index, stratified_subset(labels, 0.1, seed=1))
+
+
+def _row(name: str, kind: str, mean: float, std: float = 0.002) -> dict:
+    return {"name": name, "kind": kind, "probe": {"mean": mean, "std": std},
+            "label_efficiency": {"0.01": {"mean": mean - 0.2, "std": 0.0}, "1.0": {"mean": mean, "std": std}},
+            "finetune": {}}
+
+
+def test_verdict_follows_the_numbers() -> None:
+    rows = [_row("raw", "raw", 0.70), _row("ssl", "ssl", 0.85), _row("pub", "public", 0.845)]
+    assert "'pub' is within 0.5 points of the best SSL run 'ssl'" in verdict(rows) and "prefer it" in verdict(rows)
+    rows = [_row("raw", "raw", 0.70), _row("ssl", "ssl", 0.90), _row("pub", "public", 0.80)]
+    assert "the SSL run 'ssl' beats the public backbone 'pub' by 10.0 points" in verdict(rows)
+    rows = [_row("raw", "raw", 0.80, 0.01), _row("ssl", "ssl", 0.805, 0.01)]
+    assert "does not beat the baseline 'raw'" in verdict(rows)
+    assert "with 1% of the labels the best is 'ssl'" in verdict(rows)
+
+
+def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: Path, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    assert main(["export", str(tiny_run), "--out", str(export)]) == 0
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tiny_run), "--public", f"mine={export}", "--fractions", "0.1", "1",
+                 "--finetune", "last_blocks", "--finetune-epochs", "1", "--out", str(out), "--device", "cpu",
+                 "eval.max_train_samples=150", "eval.max_test_samples=60", "eval.probe_max_iter=30"]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    kinds = [r["kind"] for r in result["rows"]]
+    assert kinds == ["raw", "random init", "ssl", "public"]
+    ssl, public = result["rows"][2], result["rows"][3]
+    assert ssl["knn"] == public["knn"] and ssl["probe"]["mean"] == pytest.approx(public["probe"]["mean"])
+    assert "'mine' is within 0.0 points" in result["verdict"]
+    assert set(ssl["label_efficiency"]) == {"0.1", "1"} or set(ssl["label_efficiency"]) == {"0.1", "1.0"}
+    assert "last_blocks" in ssl["finetune"] and result["rows"][0]["finetune"] == {}
+    assert "**Verdict:**" in (out / "compare.md").read_text()
+    assert (out / "compare" / "label_efficiency.png").is_file() and (out / "compare.html").is_file()
