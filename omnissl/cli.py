@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from pathlib import Path
@@ -16,11 +17,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     print(f"plugins: {', '.join(load_plugins()) or 'none'}")
     for kind in kinds:
-        entries = [e for e in REGISTRIES[kind].entries() if not args.modality or e.modality in (args.modality, "any")]
+        entries = [e for e in REGISTRIES[kind].entries() if fnmatch.fnmatch(e.name, args.pattern)
+                   and (not args.modality or e.modality in (args.modality, "any"))]
         print(f"\n{kind} ({len(entries)})")
         for entry in entries:
-            if entry.name.startswith(args.pattern.rstrip("*")) or args.pattern == "*":
-                print(f"  {entry.name:<28} {entry.modality:<11} {entry.description}")
+            print(f"  {entry.name:<28} {entry.modality:<11} {entry.description}")
     return 0
 
 
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered components")
     p.add_argument("kind", nargs="?", choices=list(REGISTRIES))
     p.add_argument("--modality", help="only this modality (and modality-agnostic components)")
-    p.add_argument("--pattern", default="*", help="name prefix, e.g. 'resnet*'")
+    p.add_argument("--pattern", default="*", help="shell-style name pattern, e.g. 'resnet*'")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("validate", help="build every piece of a recipe and run one step on a synthetic batch")

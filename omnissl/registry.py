@@ -11,6 +11,7 @@ import fnmatch
 import importlib.metadata
 import inspect
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -120,7 +121,11 @@ def load_plugins() -> list[str]:
         names = []
         for entry_point in _plugin_entry_points():
             try:
-                entry_point.load()
+                with warnings.catch_warnings():
+                    # Third-party libraries a plugin imports (e.g. PyG on torch ≥ 2.10) warn about their own use of
+                    # torch.jit.script at import time; users can do nothing about it.
+                    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+                    entry_point.load()
             except Exception as error:  # a broken plugin must say which one it is
                 _loaded = False
                 raise RegistryError(
