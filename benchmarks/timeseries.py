@@ -1,0 +1,146 @@
+"""UCR/UEA results table: SSL on each set's train split (labels unused), RBF-SVM on frozen instance vectors
+(C by CV on train only), accuracy on the official test split, beside raw-series / random-init baselines and the
+published T-Loss and DTW 1-NN figures.
+
+    OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/timeseries.py \
+        --methods ts2vec --seeds 3 --out benchmarks/results/timeseries
+
+Each (method, dataset, seed) trains the recipe ``recipes/timeseries/<method>.yaml`` through the normal runner
+(``data.dataset`` and ``seed`` overridden) on one CPU thread; results are appended to ``<out>.json`` after every
+run (re-running skips what is there) and ``<out>.md`` is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnissl.assemble import assemble, random_init_encoders
+from omnissl.config import load_recipe
+from omnissl.eval.features import extract_features, raw_features
+from omnissl.train.runner import train
+from omnissl_timeseries.svm import svm_accuracy
+
+DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "BasicMotions", "JapaneseVowels")
+# T-Loss (Franceschi et al., NeurIPS 2019; authors' results files) and DTW 1-NN, as quoted by the issue.
+PUBLISHED = {"GunPoint": (0.980, 0.907), "ItalyPowerDemand": (0.954, 0.950), "ArrowHead": (0.766, 0.703),
+             "BasicMotions": (1.000, 0.975), "JapaneseVowels": (0.986, 0.949)}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def features(encoder: Any, bundle: Any) -> tuple[Any, Any]:
+    device = torch.device("cpu")
+    return (extract_features(encoder, bundle.train, bundle, device=device),
+            extract_features(encoder, bundle.test, bundle, device=device))
+
+
+def run_one(method: str, dataset: str, seed: int, overrides: list[str]) -> dict[str, Any]:
+    recipe = load_recipe(ROOT / "recipes" / "timeseries" / f"{method}.yaml",
+                         [f"data.dataset={dataset}", f"seed={seed}", "train.checkpoint_every=0",
+                          "train.knn_every=0", *overrides])
+    assembled = assemble(recipe)
+    with tempfile.TemporaryDirectory() as run_dir:
+        began = time.process_time()
+        result = train(assembled, Path(run_dir) / "run")
+        cpu_seconds = time.process_time() - began
+    train_f, test_f = features(assembled.objective.towers["main"], assembled.bundle)
+    trained = svm_accuracy(*train_f, *test_f, seed=seed)
+    random_encoder = random_init_encoders(recipe, assembled.bundle, seed=seed + 1)["main"]
+    train_f, test_f = features(random_encoder, assembled.bundle)
+    random_init = svm_accuracy(*train_f, *test_f, seed=seed)
+    return {"method": method, "dataset": dataset, "seed": seed, "steps": result.steps_done,
+            "stopped_because": result.stopped_because, "train_wall_s": round(result.seconds, 1),
+            "train_cpu_s": round(cpu_seconds, 1), "final_loss": result.last_logs.get("loss"),
+            "svm": trained.as_dict(), "random_init_svm": random_init.as_dict(),
+            "overrides": overrides}
+
+
+def raw_baseline(dataset: str) -> dict[str, Any]:
+    recipe = load_recipe(ROOT / "recipes" / "timeseries" / "ts2vec.yaml", [f"data.dataset={dataset}"])
+    bundle = assemble(recipe).bundle
+    result = svm_accuracy(*raw_features(bundle.train, bundle), *raw_features(bundle.test, bundle))
+    return {"dataset": dataset, "svm": result.as_dict(), "train": len(bundle.train), "test": len(bundle.test)}
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {spread:.3f} (n={len(values)})"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Time-series SSL on UCR/UEA (RBF-SVM on frozen representations, official test split)", "",
+             f"Command: `{results['command']}`", f"Machine: {results['machine']}", "",
+             "| dataset | method | accuracy (mean ± std over seeds) | random-init encoder | raw series | "
+             "T-Loss (published) | DTW 1-NN (published) | train CPU-s / seed | steps |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for dataset in DATASETS:
+        raw = results["raw"].get(dataset)
+        raw_text = f"{raw['svm']['accuracy']:.3f}" if raw else "—"
+        for method in results["methods"]:
+            runs = [r for r in results["runs"] if r["dataset"] == dataset and r["method"] == method]
+            if not runs:
+                continue
+            acc = mean_std([r["svm"]["accuracy"] for r in runs])
+            rand = mean_std([r["random_init_svm"]["accuracy"] for r in runs])
+            cpu = statistics.mean(r["train_cpu_s"] for r in runs)
+            steps = "/".join(sorted({str(r["steps"]) for r in runs}))
+            tloss, dtw = PUBLISHED[dataset]
+            lines.append(f"| {dataset} | {method} | {acc} | {rand} | {raw_text} | {tloss:.3f} | {dtw:.3f} | "
+                         f"{cpu:.0f} | {steps} |")
+    lines += ["", "Accuracy: fraction of the official test split. SVM: RBF kernel, gamma='scale', C ∈ {1e-4…1e4, ∞} "
+              "by stratified CV on the train split only. Train CPU-s: process CPU seconds of the training loop "
+              "(one thread, machine shared with other jobs, so wall time is longer)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["ts2vec"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--override", action="append", default=[], help="extra recipe override, e.g. train.steps=100")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "timeseries"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path = out.with_suffix(".json")
+    results = json.loads(json_path.read_text()) if json_path.is_file() else {"runs": [], "raw": {}, "methods": []}
+    results["command"] = "OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/timeseries.py " + \
+        " ".join(sys.argv[1:] if argv is None else argv)
+    results["machine"] = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread"
+    results["methods"] = list(dict.fromkeys([*results["methods"], *args.methods]))
+    for dataset in args.datasets:
+        if dataset not in results["raw"]:
+            results["raw"][dataset] = raw_baseline(dataset)
+        for method in args.methods:
+            for seed in range(args.seeds):
+                if any(r["dataset"] == dataset and r["method"] == method and r["seed"] == seed
+                       for r in results["runs"]):
+                    continue
+                row = run_one(method, dataset, seed, args.override)
+                print(f"{dataset} {method} seed {seed}: acc {row['svm']['accuracy']:.3f} "
+                      f"(random init {row['random_init_svm']['accuracy']:.3f}), {row['train_cpu_s']} CPU-s",
+                      flush=True)
+                results["runs"].append(row)
+                json_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
+                out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    json_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

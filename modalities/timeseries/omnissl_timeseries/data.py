@@ -1,0 +1,215 @@
+"""Time-series datasets: UCR/UEA ``.ts`` files, ``.npz``/``.npy`` arrays and CSV (wide or long), all held in
+memory as float32 ``(N, C, T)`` tensors.
+
+Varying length (e.g. JapaneseVowels, 7–29 steps): by default (``variable_length: pad``) every series is padded
+at the end with NaN to the longest length of train ∪ test; NaN is the padding mask the encoders and objectives
+read (``isnan(x).all(channels)`` marks a padded step, TS2Vec's own convention). ``variable_length: resample``
+instead stretches each series linearly to that length (no NaN). Missing values (``?``) are NaN as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from omnissl.errors import DataError
+from omnissl.registry import DATASETS
+from omnissl.types import DataBundle
+from omnissl_timeseries.readers import read_csv, read_npy, read_npz
+from omnissl_timeseries.tsfile import read_ts
+
+VariableLength = Literal["pad", "resample"]
+# (channels, length, classes, varying length) of the shipped archives, for synthetic stand-ins of the right shape.
+KNOWN = {"GunPoint": (1, 150, 2, False), "ItalyPowerDemand": (1, 24, 2, False), "ArrowHead": (1, 251, 3, False),
+         "BasicMotions": (6, 100, 4, False), "JapaneseVowels": (12, 29, 9, True)}
+
+
+class TimeSeriesDataset(Dataset[dict[str, Any]]):
+    """float32 ``(N, C, T)`` (NaN = padding/missing) and int64 labels ``(N,)`` (−1 = unlabelled)."""
+
+    def __init__(self, values: Tensor, labels: Tensor, *, source: str = "") -> None:
+        if values.ndim != 3:
+            raise DataError(f"{source}: series must be (N, C, T), got shape {tuple(values.shape)}")
+        if labels.shape != (values.shape[0],):
+            raise DataError(f"{source}: {values.shape[0]} series but labels of shape {tuple(labels.shape)}")
+        empty = torch.isnan(values).all(dim=(1, 2))
+        if bool(empty.any()):
+            raise DataError(f"{source}: series {int(empty.nonzero()[0])} has no observed value")
+        self.values, self.labels, self.source = values.float().contiguous(), labels.long(), source
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"x": self.values[index], "y": self.labels[index], "index": index}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return {"x": self.values[index], "y": self.labels[index], "index": index}
+
+
+def collate_series(samples: Any) -> dict[str, Any]:
+    if isinstance(samples, dict):  # already batched by __getitems__
+        return samples
+    return {"x": torch.stack([s["x"] for s in samples]), "y": torch.stack([torch.as_tensor(s["y"]) for s in samples]),
+            "index": torch.as_tensor([s["index"] for s in samples])}
+
+
+def raw_series_features(x: Tensor) -> Tensor:
+    """The raw-series baseline: ``(B, C, T)`` → ``(B, C·T)``, padding/missing (NaN) read as 0."""
+    return torch.nan_to_num(x.float(), nan=0.0).reshape(x.shape[0], -1)
+
+
+def valid_lengths(values: np.ndarray) -> np.ndarray:
+    """Per series, one past the last step where any channel is observed."""
+    observed = ~np.isnan(values).all(axis=1)  # (N, T)
+    return np.where(observed.any(axis=1), values.shape[2] - np.argmax(observed[:, ::-1], axis=1), 0)
+
+
+def fit_length(values: np.ndarray, length: int, mode: VariableLength) -> np.ndarray:
+    """Bring ``(N, C, T)`` to ``length`` steps: NaN-pad at the end, or resample each series' valid part."""
+    n, c, t = values.shape
+    if mode == "pad" or t == 0:
+        out = np.full((n, c, length), np.nan, dtype=np.float32)
+        out[:, :, :t] = values
+        return out
+    out = np.empty((n, c, length), dtype=np.float32)
+    for i, end in enumerate(valid_lengths(values)):
+        source = np.linspace(0.0, 1.0, int(end))
+        grid = np.linspace(0.0, 1.0, length)
+        for ch in range(c):  # linear interpolation of the observed part onto the common grid
+            out[i, ch] = np.interp(grid, source, values[i, ch, :end]) if end > 1 else values[i, ch, 0]
+    return out
+
+
+def make_bundle(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray] | None, *,
+                class_names: tuple[str, ...] | None, variable_length: VariableLength, description: str,
+                source: str) -> DataBundle:
+    """Common length over both splits, tensors, and the input_spec (``in_channels``, ``seq_len``, ``num_classes``)."""
+    length = max(train[0].shape[2], test[0].shape[2] if test is not None else 0)
+    train_x = torch.from_numpy(fit_length(train[0], length, variable_length))
+    train_set = TimeSeriesDataset(train_x, torch.from_numpy(train[1]), source=f"{source} (train)")
+    test_set = None
+    if test is not None:
+        if test[0].shape[1] != train[0].shape[1]:
+            raise DataError(f"{source}: test has {test[0].shape[1]} channels, train has {train[0].shape[1]}")
+        test_x = torch.from_numpy(fit_length(test[0], length, variable_length))
+        test_set = TimeSeriesDataset(test_x, torch.from_numpy(test[1]), source=f"{source} (test)")
+    labelled = train_set.labels[train_set.labels >= 0]
+    num_classes = len(class_names) if class_names else (int(labelled.max()) + 1 if labelled.numel() else None)
+    spec: dict[str, Any] = {"in_channels": int(train_x.shape[1]), "seq_len": int(length)}
+    if num_classes is not None:
+        spec["num_classes"] = num_classes
+    if class_names:
+        spec["class_names"] = tuple(class_names)
+    return DataBundle(train=train_set, test=test_set, collate=collate_series, num_classes=num_classes,
+                      input_spec=spec, raw_features=raw_series_features, description=description)
+
+
+def synthetic_bundle(count: int, *, channels: int, length: int, num_classes: int, varying: bool,
+                     seed: int, variable_length: VariableLength = "pad") -> DataBundle:
+    """Noisy sines whose frequency depends on the class; with ``varying`` the lengths differ (NaN tails)."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % num_classes
+    t = torch.linspace(0, 1, length)
+    phase = torch.rand(count, channels, 1, generator=generator) * 6.28
+    freq = (labels.float() + 1).view(-1, 1, 1) * (1 + torch.arange(channels).view(1, -1, 1) * 0.1)
+    x = torch.sin(6.28 * freq * t + phase) + 0.1 * torch.randn(count, channels, length, generator=generator)
+    x = x.numpy().astype(np.float32)
+    if varying:
+        ends = torch.randint(max(2, length // 4), length + 1, (count,), generator=generator).numpy()
+        for i, end in enumerate(ends):
+            x[i, :, end:] = np.nan
+        x = fit_length(x, length, variable_length) if variable_length == "resample" else x
+    pair = (x, labels.numpy().astype(np.int64))
+    return make_bundle(pair, pair, class_names=None, variable_length=variable_length,
+                       description=f"synthetic series ({channels}×{length}, {num_classes} classes)", source="synthetic")
+
+
+@DATASETS.register("ucr_uea", modality="timeseries",
+                   description="UCR/UEA archive set by name (GunPoint, JapaneseVowels, …), official train/test")
+def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
+            variable_length: VariableLength = "pad", folder: str = "timeseries", data_root: Path = Path("."),
+            synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Reads ``<data_root>/<folder>/<dataset>/<dataset>_TRAIN.ts`` and ``_TEST.ts`` (or ``<dataset>.npz``).
+
+    Labels are indices into the train file's ``@classLabel`` order (published in ``input_spec['class_names']``).
+    """
+    if synthetic is not None:
+        channels, length, classes, varying = KNOWN.get(dataset, (1, 64, 2, False))
+        return synthetic_bundle(synthetic, channels=channels, length=length, num_classes=classes, varying=varying,
+                                seed=seed, variable_length=variable_length)
+    base = data_root / folder / dataset
+    if not base.is_dir():
+        raise DataError(f"data.dataset: no folder {base} (known: {', '.join(KNOWN)}; set $OMNISSL_DATA_DIR)")
+    if source == "npz":
+        path = base / f"{dataset}.npz"
+        arrays = read_npz(path, keys=("X_train", "y_train", "X_test", "y_test", "class_labels"))
+        names = tuple(str(v) for v in arrays["class_labels"])
+        return make_bundle((arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"]),
+                           class_names=names, variable_length=variable_length, description=f"{dataset} (npz)",
+                           source=str(path))
+    train_file, test_file = read_ts(base / f"{dataset}_TRAIN.ts"), read_ts(base / f"{dataset}_TEST.ts")
+    names = train_file.class_labels
+    train = (train_file.padded()[0], train_file.label_indices(names))
+    test = (test_file.padded()[0], test_file.label_indices(names))
+    return make_bundle(train, test, class_names=names, variable_length=variable_length,
+                       description=f"{dataset} ({len(train[1])} train / {len(test[1])} test, official split)",
+                       source=str(base))
+
+
+def _load(path: Path, kind: str, *, labels: Path | None, csv_layout: str, label_column: str, id_column: str,
+          time_column: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    if kind == "ts":
+        parsed = read_ts(path)
+        return parsed.padded()[0], parsed.label_indices(), parsed.class_labels
+    if kind == "npz":
+        arrays = read_npz(path, keys=("x", "y"))
+        return arrays["x"], arrays["y"], None
+    if kind == "npy":
+        return (*read_npy(path, labels), None)
+    return read_csv(path, layout=csv_layout, label_column=label_column, id_column=id_column,  # type: ignore[arg-type]
+                    time_column=time_column)
+
+
+@DATASETS.register("timeseries_files", modality="timeseries",
+                   description="series from .ts / .npz (x, y) / .npy (+ labels .npy) / CSV (wide or long) files")
+def timeseries_files(*, train: str, test: str | None = None, format: Literal["auto", "ts", "npz", "npy", "csv"] = "auto",
+                     train_labels: str | None = None, test_labels: str | None = None,
+                     csv_layout: Literal["wide", "long"] = "wide", label_column: str = "label",
+                     id_column: str = "id", time_column: str = "time", variable_length: VariableLength = "pad",
+                     data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Paths are relative to the data root unless absolute. ``.npz``: ``x`` ``(N, C, T)`` or ``(N, T)`` and ``y``.
+    ``.npy``: the array, with labels from ``*_labels`` (.npy) or unlabelled (−1). CSV wide: one row per
+    univariate series (``label_column`` + value columns); long: ``id_column``, ``time_column``, optional
+    ``label_column``, one column per channel."""
+    if synthetic is not None:
+        return synthetic_bundle(synthetic, channels=1, length=64, num_classes=2, varying=False, seed=seed)
+    options = {"csv_layout": csv_layout, "label_column": label_column, "id_column": id_column,
+               "time_column": time_column}
+
+    def load(name: str, labels: str | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+        path = data_root / name
+        kind = format if format != "auto" else path.suffix.lower().lstrip(".")
+        if kind not in ("ts", "npz", "npy", "csv"):
+            raise DataError(f"{path}: cannot tell the format from the suffix '{path.suffix}'; set data.format")
+        return _load(path, kind, labels=data_root / labels if labels else None, **options)
+
+    train_x, train_y, names = load(train, train_labels)
+    test_part = None
+    if test is not None:
+        test_x, test_y, test_names = load(test, test_labels)
+        if names and test_names and test_names != names:  # re-index the test labels by the train order
+            unknown = [n for n in test_names if n not in names]
+            if unknown:
+                raise DataError(f"{data_root / test}: labels {unknown} do not occur in the train file {train}")
+            mapping = np.array([names.index(n) for n in test_names])
+            test_y = np.where(test_y >= 0, mapping[np.maximum(test_y, 0)], -1)
+        test_part = (test_x, test_y)
+    return make_bundle((train_x, train_y), test_part, class_names=names, variable_length=variable_length,
+                       description=f"{train} / {test}", source=str(data_root / train))
