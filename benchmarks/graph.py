@@ -25,13 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omnissl_graph.data import NodeDataset, graph_raw_features
+from omnissl_graph.evaluation import (
+    all_graphs,
+    all_node_embeddings,
+    graph_embeddings,
+    logistic_regression_public_split,
+    svm_cross_validation,
+)
 
 from omnissl.assemble import assemble, random_init_encoders
 from omnissl.config import load_recipe
 from omnissl.train.runner import Trainer, read_metrics
-from omnissl_graph.data import NodeDataset, graph_raw_features
-from omnissl_graph.evaluation import (all_graphs, all_node_embeddings, graph_embeddings,
-                                      logistic_regression_public_split, svm_cross_validation)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -124,10 +129,11 @@ def write_table(command: str) -> None:
     order = {name: i for i, name in enumerate([*TU, "Cora"])}
     results.sort(key=lambda r: (order.get(r["dataset"], 9), r["method"]))
     lines = ["# Graph benchmark (measured)", "", f"Command: `{command}`", "",
-             "TU: SVM (C from {1e-3…1e3} by inner 5-fold CV), 10-fold stratified CV over all graphs; the ± is the std "
-             "over folds (averaged over training seeds when several). Cora: logistic regression on the public split "
-             "(140 train / 500 val for C / 1,000 test); the ± is the std over training seeds. Pretraining sees every "
-             "graph/node without labels, as in the papers. CPU s = process CPU time of pretraining, one thread.", "",
+             ("TU: SVM (C from {1e-3…1e3} by inner 5-fold CV), 10-fold stratified CV over all graphs; the ± is the "
+              "std over folds (averaged over training seeds when several). Cora: logistic regression on the public "
+              "split (140 train / 500 val for C / 1,000 test); the ± is the std over training seeds. Pretraining sees "
+              "every graph/node without labels, as in the papers. CPU s = process CPU time of pretraining, one "
+              "thread."), "",
              "| dataset | method | seeds | steps | accuracy % | random init % | raw features % | CPU s / run | published % |",
              "|---|---|---:|---:|---|---|---:|---:|---|"]
     for r in results:

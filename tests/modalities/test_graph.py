@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from omnissl_graph import augment as aug
+from omnissl_graph.csv_graphs import graph_csv
+from omnissl_graph.data import cora, tu_dataset
+from omnissl_graph.encoders import build_gat, build_gcn, build_gin
+from omnissl_graph.evaluation import all_node_embeddings, logistic_regression_public_split, svm_cross_validation
+from omnissl_graph.grace import grace_loss
+from omnissl_graph.graphcl import graphcl_loss
+from omnissl_graph.graphmae import build_graphmae, sce_loss
 from torch_geometric.data import Batch
 
 from omnissl.assemble import assemble
@@ -15,14 +23,6 @@ from omnissl.errors import DataError
 from omnissl.objectives.contrastive import nt_xent
 from omnissl.registry import AUGMENTATIONS, load_plugins
 from omnissl.train.runner import read_metrics, train
-from omnissl_graph import augment as aug
-from omnissl_graph.data import cora, graph_csv, tu_dataset
-from omnissl_graph.encoders import build_gat, build_gcn, build_gin
-from omnissl_graph.evaluation import (all_node_embeddings, logistic_regression_public_split,
-                                      svm_cross_validation)
-from omnissl_graph.grace import grace_loss
-from omnissl_graph.graphcl import graphcl_loss
-from omnissl_graph.graphmae import build_graphmae, sce_loss
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "graph"
 
@@ -235,7 +235,7 @@ def test_graphcl_loss_hand_case():
 def test_grace_loss_matches_paper_formula():
     torch.manual_seed(0)
     u, v, tau = torch.randn(5, 3), torch.randn(5, 3), 0.4
-    cos = lambda a, b: float(torch.dot(a, b) / (a.norm() * b.norm()))  # noqa: E731
+    cos = lambda a, b: float(torch.dot(a, b) / (a.norm() * b.norm()))
 
     def ell(a: torch.Tensor, b: torch.Tensor, i: int) -> float:
         pos = math.exp(cos(a[i], b[i]) / tau)

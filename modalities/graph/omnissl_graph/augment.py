@@ -14,7 +14,8 @@ GraphCL's and GRACE's code. Edge attributes are not carried (the encoders do not
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -90,7 +91,7 @@ def node_drop(*, ratio: float = 0.2) -> GraphOp:
     _check_ratio(ratio)
 
     def apply(x: Any) -> Any:
-        graph, batch, ptr, _ = unpack(x)
+        _, batch, ptr, _ = unpack(x)
         sizes = ptr[1:] - ptr[:-1]
         drop = choose(batch, sizes.shape[0], torch.minimum((sizes * ratio).floor().long(), sizes - 1))
         return keep_nodes(x, ~drop)
