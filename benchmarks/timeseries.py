@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    json_path = out.with_suffix(".json")
+    json_path, md_path = Path(f"{out}.json"), Path(f"{out}.md")
     results = json.loads(json_path.read_text()) if json_path.is_file() else {"runs": [], "raw": {}, "methods": []}
     results["command"] = "OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/timeseries.py " + \
         " ".join(sys.argv[1:] if argv is None else argv)
@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 results["runs"].append(row)
                 json_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
-                out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+                md_path.write_text(markdown(results), encoding="utf-8")
     json_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    md_path.write_text(markdown(results), encoding="utf-8")
     print(markdown(results))
     return 0
 

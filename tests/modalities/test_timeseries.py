@@ -317,17 +317,23 @@ def test_svm_protocol_separable_and_tiny_classes() -> None:
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "timeseries"
 
 
-@pytest.mark.parametrize("recipe_name, dataset", [("ts2vec", "GunPoint"), ("ts2vec", "JapaneseVowels"),
-                                                  ("ts_tcc", "BasicMotions"), ("ts_tcc", "JapaneseVowels"),
-                                                  ("cpc", "ItalyPowerDemand"), ("simclr", "ArrowHead")])
-def test_recipe_trains_a_few_steps_on_real_data(recipe_name: str, dataset: str, data_root: Path,
+SMALL_CNN = ["encoder.depth=2", "encoder.hidden_dim=16", "encoder.output_dim=32"]
+SMALL_TRANSFORMER = ["encoder.depth=1", "encoder.dim=16", "objective.decoder_dim=16"]
+
+
+@pytest.mark.parametrize("recipe_name, dataset, small", [
+    ("ts2vec", "GunPoint", SMALL_CNN), ("ts2vec", "JapaneseVowels", SMALL_CNN),
+    ("ts_tcc", "BasicMotions", SMALL_CNN), ("ts_tcc", "JapaneseVowels", SMALL_CNN),
+    ("cpc", "ItalyPowerDemand", SMALL_CNN), ("simclr", "ArrowHead", SMALL_CNN),
+    ("mae", "JapaneseVowels", SMALL_TRANSFORMER)])
+def test_recipe_trains_a_few_steps_on_real_data(recipe_name: str, dataset: str, small: list[str], data_root: Path,
                                                 tmp_path: Path) -> None:
     from omnissl.assemble import assemble
     from omnissl.config import load_recipe
     from omnissl.train.runner import read_metrics, train
 
     recipe = load_recipe(RECIPES / f"{recipe_name}.yaml", [
-        f"data.dataset={dataset}", "encoder.depth=2", "encoder.hidden_dim=16", "encoder.output_dim=32",
+        f"data.dataset={dataset}", *small,
         "train.steps=3", "train.batch_size=8", "train.log_every=1", "train.checkpoint_every=0"])
     assembled = assemble(recipe, root=data_root)
     assert len(assembled.bundle.train) > 30  # the real training split, not the synthetic stand-in

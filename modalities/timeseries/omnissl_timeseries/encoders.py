@@ -143,6 +143,7 @@ class PatchTransformer(TokenEncoder):
         super().__init__()
         self.in_channels, self.patch_size, self.normalize, self.embed_dim = in_channels, patch_size, normalize, dim
         self.num_patches = -(-seq_len // patch_size)
+        self.reconstruction_dim = patch_size * in_channels  # P of reconstruction_target (MAE reads it)
         self.patch_embed = nn.Linear(in_channels * patch_size, dim)
         self.position = nn.Parameter(torch.zeros(1, self.num_patches, dim))
         self.blocks = nn.ModuleList([
