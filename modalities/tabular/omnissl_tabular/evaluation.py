@@ -41,20 +41,22 @@ def _summary(scores: list[float]) -> dict[str, Any]:
 
 def probe_at_fractions(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *, fractions: Sequence[float],
                        seeds: int = 3, max_iter: int = 200, weight_decays: list[float] | None = None,
-                       num_classes: int | None = None) -> dict[str, dict[str, Any]]:
+                       val_fraction: float = 0.1, num_classes: int | None = None) -> dict[str, dict[str, Any]]:
     """``{"1%": {"mean", "std", "per_seed"}, ...}``: one probe per (fraction, seed) on a stratified label subset."""
     (x_train, y_train), (x_test, y_test) = train, test
     table = {}
     for fraction in fractions:
         if fraction == 1:  # one label set; the seeds vary the probe's validation split (the core protocol)
             scores = linear_probe(x_train, y_train, x_test, y_test, seeds=seeds, max_iter=max_iter,
-                                  weight_decays=weight_decays, num_classes=num_classes).per_seed
+                                  weight_decays=weight_decays, val_fraction=val_fraction,
+                                  num_classes=num_classes).per_seed
         else:
             scores = []
             for seed in range(seeds):
                 rows = label_subset(y_train, fraction, seed=1000 * seed + 17)
                 scores += linear_probe(x_train[rows], y_train[rows], x_test, y_test, seeds=1, max_iter=max_iter,
-                                       weight_decays=weight_decays, num_classes=num_classes).per_seed
+                                       weight_decays=weight_decays, val_fraction=val_fraction,
+                                       num_classes=num_classes).per_seed
         table[f"{fraction:.0%}"] = _summary(scores)
     return table
 
