@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omnissl_timeseries.svm import svm_accuracy
 
 from omnissl.assemble import assemble, random_init_encoders
 from omnissl.config import load_recipe
 from omnissl.eval.features import extract_features, raw_features
 from omnissl.train.runner import train
-from omnissl_timeseries.svm import svm_accuracy
 
 DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "BasicMotions", "JapaneseVowels")
 # T-Loss (Franceschi et al., NeurIPS 2019; authors' results files) and DTW 1-NN, as quoted by the issue.
@@ -79,11 +79,12 @@ def mean_std(values: list[float]) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    commands = results["command"] if isinstance(results["command"], list) else [results["command"]]
+    header = ("| dataset | method | accuracy (mean ± std over seeds) | random-init encoder | raw series | "
+              "T-Loss (published) | DTW 1-NN (published) | train CPU-s / seed | train wall-s / seed | steps |")
     lines = ["# Time-series SSL on UCR/UEA (RBF-SVM on frozen representations, official test split)", "",
-             f"Command: `{results['command']}`", f"Machine: {results['machine']}", "",
-             "| dataset | method | accuracy (mean ± std over seeds) | random-init encoder | raw series | "
-             "T-Loss (published) | DTW 1-NN (published) | train CPU-s / seed | steps |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             *[f"Command: `{c}`  " for c in commands], f"Machine: {results['machine']}", "", header,
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for dataset in DATASETS:
         raw = results["raw"].get(dataset)
         raw_text = f"{raw['svm']['accuracy']:.3f}" if raw else "—"
@@ -94,14 +95,30 @@ def markdown(results: dict[str, Any]) -> str:
             acc = mean_std([r["svm"]["accuracy"] for r in runs])
             rand = mean_std([r["random_init_svm"]["accuracy"] for r in runs])
             cpu = statistics.mean(r["train_cpu_s"] for r in runs)
+            wall = statistics.mean(r["train_wall_s"] for r in runs)
             steps = "/".join(sorted({str(r["steps"]) for r in runs}))
             tloss, dtw = PUBLISHED[dataset]
             lines.append(f"| {dataset} | {method} | {acc} | {rand} | {raw_text} | {tloss:.3f} | {dtw:.3f} | "
-                         f"{cpu:.0f} | {steps} |")
-    lines += ["", "Accuracy: fraction of the official test split. SVM: RBF kernel, gamma='scale', C ∈ {1e-4…1e4, ∞} "
-              "by stratified CV on the train split only. Train CPU-s: process CPU seconds of the training loop "
-              "(one thread, machine shared with other jobs, so wall time is longer)."]
+                         f"{cpu:.0f} | {wall:.0f} | {steps} |")
+    lines += ["", ("Accuracy: fraction of the official test split. SVM: RBF kernel, gamma='scale', C ∈ {1e-4…1e4, ∞} "
+                   "by stratified CV on the train split only (labels are used by nothing else). Random-init: the same "
+                   "architecture untrained, same SVM. Raw series: the SVM on the flattened series (padding as 0). "
+                   "Train CPU-s: process CPU seconds of the training loop on one thread; the machine was shared "
+                   "with other jobs, so wall time is longer.")]
     return "\n".join(lines) + "\n"
+
+
+def combine(paths: list[Path]) -> dict[str, Any]:
+    """Merge several result files (e.g. the multi-seed TS2Vec run and the one-seed other methods)."""
+    merged: dict[str, Any] = {"runs": [], "raw": {}, "methods": [], "command": [], "machine": ""}
+    for path in paths:
+        part = json.loads(path.read_text())
+        merged["runs"] += part["runs"]
+        merged["raw"].update(part["raw"])
+        merged["methods"] = list(dict.fromkeys([*merged["methods"], *part["methods"]]))
+        merged["command"].append(part["command"])
+        merged["machine"] = part["machine"]
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--override", action="append", default=[], help="extra recipe override, e.g. train.steps=100")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "timeseries"))
+    parser.add_argument("--combine", nargs="+", type=Path, help="only merge these result JSONs into <out>.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
+    if args.combine:
+        Path(f"{out}.md").write_text(markdown(combine(args.combine)), encoding="utf-8")
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = Path(f"{out}.json"), Path(f"{out}.md")
     results = json.loads(json_path.read_text()) if json_path.is_file() else {"runs": [], "raw": {}, "methods": []}

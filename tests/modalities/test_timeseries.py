@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omnissl_timeseries import augment as A
+from omnissl_timeseries.encoders import build_ts2vec_cnn, build_ts_patch_transformer
+from omnissl_timeseries.svm import svm_accuracy
+from omnissl_timeseries.ts2vec import (
+    hierarchical_contrastive_loss,
+    instance_contrastive_loss,
+    temporal_contrastive_loss,
+)
+from omnissl_timeseries.tsfile import read_ts
 
 from omnissl.errors import DataError, IncompatibleError
 from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, load_plugins
 from omnissl.types import TokenEncoder, ViewSet
-from omnissl_timeseries import augment as A
-from omnissl_timeseries.encoders import build_ts2vec_cnn, build_ts_patch_transformer
-from omnissl_timeseries.svm import svm_accuracy
-from omnissl_timeseries.ts2vec import hierarchical_contrastive_loss, instance_contrastive_loss, \
-    temporal_contrastive_loss
-from omnissl_timeseries.tsfile import read_ts
-
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -59,6 +61,11 @@ def test_ts_reader_varying_length_missing_values_and_string_labels(tmp_path: Pat
     assert values.shape == (2, 2, 3) and lengths.tolist() == [3, 2]
     assert values[0, 0].tolist() == [1, 2, 3] and values[0, 1, 0] == 4 and math.isnan(values[0, 1, 1])
     assert values[1, :, :2].tolist() == [[7, 8], [9, 10]] and np.isnan(values[1, :, 2]).all()  # NaN padding
+
+
+def test_ts_reader_unlabelled_file(tmp_path: Path) -> None:
+    parsed = read_ts(write(tmp_path, "u.ts", "@univariate true\n@classLabel false\n@data\n1,2\n3,4,5\n"))
+    assert parsed.label_indices().tolist() == [-1, -1] and parsed.padded()[1].tolist() == [2, 3]
 
 
 @pytest.mark.parametrize("body, message", [
@@ -263,7 +270,7 @@ def test_ts2vec_loss_matches_the_formula_on_a_hand_checked_case() -> None:
     expected = (0.5 * sum(inst) / 2 + 0.5 * sum(temp) / 2 + 0.5 * top) / 2
     assert float(hierarchical_contrastive_loss(z1, z2, alpha=0.5)) == pytest.approx(expected, rel=1e-5)
     # t = 0 by hand: items a=(1,0) b=(0,1) c=(.8,.1) d=(.1,.7), pairs a↔c, b↔d; dot products written out
-    nll = lambda pos, others: -(pos - math.log(sum(math.exp(s) for s in others)))  # noqa: E731
+    nll = lambda pos, others: -(pos - math.log(sum(math.exp(s) for s in others)))
     by_hand = (nll(0.8, [0.0, 0.8, 0.1]) + nll(0.7, [0.0, 0.1, 0.7])
                + nll(0.8, [0.8, 0.1, 0.15]) + nll(0.7, [0.1, 0.7, 0.15])) / 4
     assert by_hand == pytest.approx(0.70947, abs=1e-4)

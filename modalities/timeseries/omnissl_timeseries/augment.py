@@ -9,7 +9,7 @@ Le Guennec et al., 2016; timestamp masking and overlapping crops — TS2Vec (Yue
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -49,7 +49,7 @@ def resample_time(x: Tensor, positions: Tensor, lengths: Tensor) -> Tensor:
     low = pos.floor().long()
     high = torch.minimum(low + 1, limit.long())
     weight = (pos - low.float()).unsqueeze(1)
-    take = lambda idx: x.gather(2, idx.unsqueeze(1).expand(b, c, t))  # noqa: E731
+    take = lambda idx: x.gather(2, idx.unsqueeze(1).expand(b, c, t))
     x_low, x_high = take(low), take(high)
     out = torch.where(weight > 0, x_low * (1 - weight) + x_high * weight, x_low)  # w=0 must not read NaN·0
     pad = torch.arange(t, device=x.device).view(1, 1, -1) >= lengths.view(-1, 1, 1)

@@ -3,8 +3,9 @@ float32 ``(N, C, T)`` values (NaN = missing/padding) and int64 labels ``(N,)``; 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def read_npy(path: Path, labels: Path | None) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a readable .npy file ({error})") from error
 
 
-def _numeric(frame: "object", columns: list[str], path: Path, lines: np.ndarray | None = None) -> np.ndarray:
+def _numeric(frame: object, columns: list[str], path: Path, lines: np.ndarray | None = None) -> np.ndarray:
     import pandas as pd
 
     values = frame[columns].apply(pd.to_numeric, errors="coerce")  # type: ignore[index]
@@ -84,7 +85,7 @@ def _numeric(frame: "object", columns: list[str], path: Path, lines: np.ndarray 
     return values.to_numpy(dtype=np.float32)
 
 
-def _encode(labels: "object", path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
+def _encode(labels: object, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
     strings = [str(v) for v in labels]  # type: ignore[attr-defined]
     names = tuple(sorted(set(strings)))
     lookup = {name: i for i, name in enumerate(names)}

@@ -130,8 +130,11 @@ class TS2Vec(Objective):
     def forward(self, views: ViewSet) -> ObjectiveOutput:
         x = views.global_views[0]
         first, second, valid, crop_l = self.crops(x)
-        z1 = self.encoder(first).tokens[:, -crop_l:]
-        z2 = self.encoder(second).tokens[:, :crop_l]
+        tokens1, tokens2 = self.encoder(first).tokens, self.encoder(second).tokens
+        if tokens1.shape[1] != first.shape[-1]:  # the crops are aligned in time steps, so tokens must be steps
+            raise IncompatibleError(f"ts2vec needs one token per time step; {type(self.encoder).__name__} gave "
+                                    f"{tokens1.shape[1]} tokens for {first.shape[-1]} steps (patch encoders don't fit)")
+        z1, z2 = tokens1[:, -crop_l:], tokens2[:, :crop_l]
         loss = hierarchical_contrastive_loss(z1, z2, alpha=self.alpha, temporal_unit=self.temporal_unit, valid=valid)
         pooled = z1.float().masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
         pooled = torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))

@@ -45,6 +45,8 @@ class TSFile:
 
     def label_indices(self, class_labels: tuple[str, ...] | None = None) -> np.ndarray:
         """Labels as int64 indices into ``class_labels`` (the header's order by default)."""
+        if not self.labels:  # @classLabel false: an unlabelled set (−1), fine for self-supervised training
+            return np.full(len(self.series), -1, dtype=np.int64)
         order = class_labels if class_labels is not None else self.class_labels
         lookup = {label: i for i, label in enumerate(order)}
         out = np.empty(len(self.labels), dtype=np.int64)
