@@ -85,6 +85,18 @@ def test_cora_public_split_and_collate(cora_bundle, data_root: Path):
     assert not (data_root / "planetoid" / "Cora" / "processed").exists()
 
 
+def test_malformed_tu_files_are_a_data_error(data_root: Path, tmp_path: Path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("OMNISSL_CACHE_DIR", str(tmp_path / "cache"))
+    raw = tmp_path / "tu" / "MUTAG" / "raw"
+    shutil.copytree(data_root / "tu" / "MUTAG" / "raw", raw)
+    lines = (raw / "MUTAG_A.txt").read_text().splitlines()
+    (raw / "MUTAG_A.txt").write_text("\n".join(lines[:10] + ["1, x"] + lines[10:]) + "\n")  # a non-integer id
+    with pytest.raises(DataError, match="MUTAG/raw"):
+        tu_dataset(dataset="MUTAG", data_root=tmp_path)
+
+
 @pytest.mark.parametrize("builder", [tu_dataset, cora, graph_csv])
 def test_synthetic_bundles_need_no_files(builder):
     kwargs = {"edges": "missing.csv", "nodes": "missing.csv"} if builder is graph_csv else {}

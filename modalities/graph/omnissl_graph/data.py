@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
@@ -167,11 +167,12 @@ def synthetic_graphs(count: int, *, num_features: int, num_classes: int, seed: i
     return graphs
 
 
-def cached_copy(source: Path, kind: str) -> Path:
-    """Copy ``source`` (a folder with ``raw/``) into a cache dir keyed by the files' names/sizes/mtimes.
+def read_cached(source: Path, kind: str, reader: Callable[[Path], Any]) -> Any:
+    """Run a PyG reader on a cached copy of ``source`` (a folder with ``raw/``), never on the data root.
 
-    Returns the cache folder (a sibling ``processed/`` is PyG's to write). The copy is built in a temp dir and
-    renamed into place, so concurrent runs never see a half-written cache.
+    The cache dir (``$OMNISSL_CACHE_DIR`` or the system temp dir) is keyed by the raw files' names, sizes and
+    mtimes. A new copy is processed by ``reader(root)`` (PyG writes ``processed/``) inside a staging dir and then
+    renamed into place, so concurrent runs never see half-written files.
     """
     raw = source / "raw"
     if not raw.is_dir():
@@ -180,15 +181,21 @@ def cached_copy(source: Path, kind: str) -> Path:
     key = hashlib.sha1("".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in files).encode())
     base = Path(os.environ.get("OMNISSL_CACHE_DIR", Path(tempfile.gettempdir()) / "omnissl-cache")) / "graph"
     target = base / f"{kind}-{source.name}-{key.hexdigest()[:12]}"
-    if not (target / source.name / "raw").is_dir():
-        base.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=base, prefix=".staging-"))
-        shutil.copytree(raw, staging / source.name / "raw")
-        try:
-            staging.rename(target)
-        except OSError:  # another process won the race: use its copy
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    try:
+        if not target.is_dir():
+            base.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=base, prefix=".staging-"))
+            shutil.copytree(raw, staging / source.name / "raw")
+            reader(staging)
+            try:
+                staging.rename(target)
+            except OSError:  # another process won the race: use its copy
+                shutil.rmtree(staging, ignore_errors=True)
+        return reader(target)
+    except DataError:
+        raise
+    except Exception as error:  # PyG raises bare errors on malformed raw files: name the folder
+        raise DataError(f"{raw}: PyG could not read it ({type(error).__name__}: {error})") from error
 
 
 @DATASETS.register("tu", modality="graph", description="TU graph classification (MUTAG/PROTEINS/NCI1) via PyG")
@@ -202,11 +209,7 @@ def tu_dataset(*, dataset: Literal["MUTAG", "PROTEINS", "NCI1"] = "MUTAG", test_
         return graph_bundle(fake, num_classes=classes, test_fraction=0.25, seed=seed, description=f"synthetic {name}")
     from torch_geometric.datasets import TUDataset
 
-    root = cached_copy(data_root / "tu" / name, "tu")
-    try:
-        dataset = TUDataset(str(root), name=name)
-    except Exception as error:  # PyG raises bare errors on malformed raw text; name the files
-        raise DataError(f"{data_root / 'tu' / name / 'raw'}: PyG TUDataset could not read it ({error})") from error
+    dataset = read_cached(data_root / "tu" / name, "tu", lambda root: TUDataset(str(root), name=name))
     # Edge attributes (MUTAG's bond types) are not used by the encoders; dropping them keeps edge edits simple.
     graphs = [Data(x=g.x, edge_index=g.edge_index, y=g.y) for g in (dataset[i] for i in range(len(dataset)))]
     return graph_bundle(graphs, num_classes=classes, test_fraction=test_fraction, seed=seed,
@@ -243,11 +246,7 @@ def cora(*, normalize_features: bool = True, data_root: Path = Path("."), synthe
         return node_bundle(graph, description="synthetic Cora")
     from torch_geometric.datasets import Planetoid
 
-    root = cached_copy(data_root / "planetoid" / "Cora", "planetoid")
-    try:
-        graph = Planetoid(str(root), name="Cora")[0]
-    except Exception as error:
-        raise DataError(f"{data_root / 'planetoid/Cora/raw'}: PyG Planetoid could not read it ({error})") from error
+    graph = read_cached(data_root / "planetoid" / "Cora", "planetoid", lambda root: Planetoid(str(root), "Cora"))[0]
     if normalize_features:
         graph.x = graph.x / graph.x.sum(1, keepdim=True).clamp_min(1)
     return node_bundle(graph, description="Cora (Planetoid public split: 140/500/1000)")
