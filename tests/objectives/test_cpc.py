@@ -90,6 +90,13 @@ def test_padded_frames_are_neither_anchors_nor_negatives() -> None:
     padding[2, 6:] = True
     loss, _ = cpc_loss(z, predictions, padding)
     assert float(loss) == pytest.approx(direct_cpc(z, predictions, [7, 4, 6]), rel=1e-5)
+    # a step where every sequence is padding must not poison the gradient
+    z = z.clone().requires_grad_(True)
+    padding[:, 5:] = True
+    loss, _ = cpc_loss(z, predictions, padding)
+    loss.backward()
+    assert float(loss) == pytest.approx(direct_cpc(z.detach(), predictions, [5, 4, 5]), rel=1e-5)
+    assert torch.isfinite(z.grad).all()
 
 
 def test_cpc_objective_backpropagates_and_rejects_pooled_only_encoders() -> None:
