@@ -43,7 +43,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 TU = ("MUTAG", "PROTEINS", "NCI1")
 # method → (recipe, pretraining epochs): the papers' epoch counts (GraphCL / GraphMAE-TU: 20; GRACE Cora: 200).
 TU_METHODS = {"graphcl": ("graphcl.yaml", 20), "graphmae": ("graphmae_mutag.yaml", 20), "simclr": ("simclr.yaml", 20)}
-CORA_METHODS = {"grace": ("grace.yaml", 200), "graphmae": ("graphmae.yaml", 300)}
+CORA_METHODS = {"grace": ("grace.yaml", 200), "graphmae": ("graphmae.yaml", 300), "dgi": ("dgi.yaml", 300)}
 PUBLISHED = {  # accuracy %, from the issue (InfoGraph/GraphCL/GraphMAE papers; DGI/GRACE/GraphMAE on Cora)
     "MUTAG": {"InfoGraph": 89.01, "GraphCL": 86.80, "GraphMAE": 88.19},
     "PROTEINS": {"InfoGraph": 74.44, "GraphCL": 74.39, "GraphMAE": 75.30},

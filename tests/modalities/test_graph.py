@@ -10,6 +10,7 @@ import torch
 from omnissl_graph import augment as aug
 from omnissl_graph.csv_graphs import graph_csv
 from omnissl_graph.data import cora, tu_dataset
+from omnissl_graph.dgi import dgi_loss
 from omnissl_graph.encoders import build_gat, build_gcn, build_gin
 from omnissl_graph.evaluation import all_node_embeddings, logistic_regression_public_split, svm_cross_validation
 from omnissl_graph.grace import grace_loss
@@ -267,6 +268,13 @@ def test_sce_loss_hand_case():
     assert sce_loss(pred, target, alpha=1.0).item() == pytest.approx((1 - 2**-0.5) / 2, rel=1e-6)
 
 
+def test_dgi_loss_hand_case():
+    # BCE: ½[−log σ(2) − log(1 − σ(−1))] = ½[log(1 + e^−2) + log(1 + e^−1)]
+    expected = 0.5 * (math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)))
+    assert dgi_loss(torch.tensor([2.0]), torch.tensor([-1.0])).item() == pytest.approx(expected, rel=1e-6)
+    assert dgi_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(math.log(2), rel=1e-6)
+
+
 def test_graphmae_corruption_counts(batch: Batch):
     objective = build_graphmae(encoder=build_gin(num_features=7, hidden=8, layers=2), num_features=7, mask_rate=0.5,
                                replace_rate=0.2, decoder="gin")
@@ -307,6 +315,7 @@ def test_public_split_logistic_regression_on_raw_cora(cora_bundle):
     ("grace.yaml", ["encoder.dims=[64, 32]"]),
     ("graphmae.yaml", ["encoder.hidden=32", "encoder.heads=2"]),
     ("graphmae_mutag.yaml", []),
+    ("dgi.yaml", ["encoder.dims=[32]"]),
 ])
 def test_recipe_trains_on_real_data(recipe: str, overrides: list[str], data_root: Path, tmp_path: Path):
     variant = next((o.split("=")[1] for o in overrides if o.startswith("--variant")), None)

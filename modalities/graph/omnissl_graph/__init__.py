@@ -4,4 +4,4 @@ GIN / GCN / GAT encoders, GraphCL, GRACE and GraphMAE objectives, and the publis
 Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party plugin would be.
 """
 
-from omnissl_graph import augment, csv_graphs, data, encoders, evaluation, grace, graphcl, graphmae  # noqa: F401  (registers components)
+from omnissl_graph import augment, csv_graphs, data, dgi, encoders, evaluation, grace, graphcl, graphmae  # noqa: F401  (registers components)
