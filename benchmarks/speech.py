@@ -107,7 +107,10 @@ def main() -> None:
             (RESULTS / f"speech.{method}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     markdown = ("# Speech benchmark (FSDD, official 2,700 / 300 split)\n\n"
                 "Linear probe: mean ± std over 3 seeds; k-NN: weighted, cosine. Utterance embedding = mean over "
-                "valid frames/tokens.\n\n" + table() + "\n")
+                "valid frames/tokens. The pretraining column gives what each run actually used: steps × batch, "
+                "wall-clock and process CPU time. `--minutes` is a wall-clock budget, so on a contended machine a "
+                "run gets far fewer CPU-minutes than its budget: compare the CPU column, not the budget.\n\n"
+                + table() + "\n")
     (RESULTS / "speech.md").write_text(markdown, encoding="utf-8")
     print(markdown)
 
