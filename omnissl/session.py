@@ -12,6 +12,7 @@ from omnissl.assemble import Assembled, assemble, random_init_encoders
 from omnissl.config import Recipe, load_recipe
 from omnissl.data import training_loader
 from omnissl.errors import ConfigError
+from omnissl.eval.features import limit
 from omnissl.eval.protocol import evaluate
 from omnissl.eval.retrieval import RetrievalReport, retrieval_rows
 from omnissl.train import checkpoint as ckpt
@@ -103,13 +104,17 @@ def paired_retrieval(assembled: Assembled, *, trained: bool, device: torch.devic
     from omnissl.registry import OBJECTIVES
 
     recipe, bundle = assembled.recipe, assembled.bundle
+    assert bundle.test is not None
+    train = limit(bundle.train, recipe.eval.max_train_samples, seed=3)
+    test = limit(bundle.test, recipe.eval.max_test_samples, seed=4)
     objective = assembled.objective.to(device)
-    report = RetrievalReport(dataset=recipe.data.name, train_samples=len(bundle.train),  # type: ignore[arg-type]
-                             test_samples=len(bundle.test))  # type: ignore[arg-type]
+    report = RetrievalReport(dataset=recipe.data.name, train_samples=len(train),  # type: ignore[arg-type]
+                             test_samples=len(test))  # type: ignore[arg-type]
     report.rows += retrieval_rows(f"{recipe.objective.name} ({'trained' if trained else 'untrained'})", objective,
-                                  bundle, device=device)
+                                  bundle, train=train, test=test, device=device)
     if "random_init" in recipe.eval.baselines:
         baseline = build_component(OBJECTIVES, recipe.objective, "objective",
                                    {"encoders": random_init_encoders(recipe, bundle, seed=recipe.seed + 1)})
-        report.rows += retrieval_rows("random init", baseline.to(device), bundle, device=device)
+        report.rows += retrieval_rows("random init", baseline.to(device), bundle, train=train, test=test,
+                                      device=device)
     return report

@@ -80,10 +80,11 @@ class RetrievalReport:
         return "\n".join(lines)
 
 
-def retrieval_rows(model: str, objective: Any, bundle: DataBundle, *, device: torch.device) -> list[dict[str, Any]]:
-    assert bundle.test is not None
-    train_embeddings, train_labels = embed_pairs(objective, bundle.train, bundle, device=device)
-    test_embeddings, test_labels = embed_pairs(objective, bundle.test, bundle, device=device)
+def retrieval_rows(model: str, objective: Any, bundle: DataBundle, *, train: Dataset[Any], test: Dataset[Any],
+                   device: torch.device) -> list[dict[str, Any]]:
+    """Recall@k both ways on the ``test`` pairs; zero-shot class embeddings from the ``train`` pairs."""
+    train_embeddings, train_labels = embed_pairs(objective, train, bundle, device=device)
+    test_embeddings, test_labels = embed_pairs(objective, test, bundle, device=device)
     first, second = objective.names
     rows = []
     for query, gallery in ((first, second), (second, first)):
