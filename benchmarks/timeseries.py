@@ -100,6 +100,11 @@ def markdown(results: dict[str, Any]) -> str:
             tloss, dtw = PUBLISHED[dataset]
             lines.append(f"| {dataset} | {method} | {acc} | {rand} | {raw_text} | {tloss:.3f} | {dtw:.3f} | "
                          f"{cpu:.0f} | {wall:.0f} | {steps} |")
+    early = [f"{r['method']}/{r['dataset']}/seed {r['seed']} ({r['steps']} steps, {r['stopped_because']})"
+             for r in results["runs"] if r["stopped_because"] != "steps"]
+    if early:
+        lines += ["", "Stopped before the recipe's step count (train.max_minutes is wall-clock, and the shared CPU "
+                  "gave each run a fraction of a core): " + "; ".join(early) + "."]
     lines += ["", ("Accuracy: fraction of the official test split. SVM: RBF kernel, gamma='scale', C ∈ {1e-4…1e4, ∞} "
                    "by stratified CV on the train split only (labels are used by nothing else). Random-init: the same "
                    "architecture untrained, same SVM. Raw series: the SVM on the flattened series (padding as 0). "
