@@ -128,3 +128,11 @@ def test_resnet_dims_and_cifar_stem(name: str, dim: int) -> None:
     encoder = ENCODERS.get(name).builder(cifar_stem=True)
     assert encoder.embed_dim == (dim if name != "resnet10" else 32 * 8)
     assert encoder(_batch(b=2)).pooled.shape == (2, encoder.embed_dim)
+
+
+def test_vit_accepts_smaller_crops_by_interpolating_positions() -> None:
+    vit = ENCODERS.get("vit").builder(image_size=32, patch_size=4, dim=32, depth=1, heads=2)
+    full = vit(_batch(b=2, s=32))
+    local = vit(_batch(b=2, s=16))  # a 16×16 multi-crop view: 4×4 grid instead of 8×8
+    assert full.tokens.shape == (2, 64, 32) and local.tokens.shape == (2, 16, 32)
+    assert torch.equal(vit.positions(8, 8), vit.position)

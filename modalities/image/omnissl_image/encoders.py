@@ -6,6 +6,7 @@ from typing import Literal, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from omnissl.registry import ENCODERS
@@ -117,11 +118,21 @@ class VisionTransformer(TokenEncoder):
         nn.init.trunc_normal_(self.position, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
+    def positions(self, grid_h: int, grid_w: int) -> Tensor:
+        """Position embeddings ``(1, grid_h·grid_w, D)``; bicubically resized when the grid differs from the one
+        the ViT was built for (multi-crop local views, other resolutions), as DINO does."""
+        side = int(self.num_patches**0.5)
+        if grid_h * grid_w == self.num_patches and grid_h == side:
+            return self.position
+        grid = self.position.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bicubic", align_corners=False)
+        return grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
+
     def tokenize(self, x: Tensor) -> TokenSequence:
-        tokens = self.patch_embed(self.normalize(x)).flatten(2).transpose(1, 2)
-        if tokens.shape[1] != self.num_patches:
-            raise ValueError(f"image gives {tokens.shape[1]} patches, the ViT was built for {self.num_patches}")
-        return TokenSequence(tokens=tokens + self.position)
+        patches = self.patch_embed(self.normalize(x))
+        grid_h, grid_w = patches.shape[-2:]
+        tokens = patches.flatten(2).transpose(1, 2)
+        return TokenSequence(tokens=tokens + self.positions(grid_h, grid_w))
 
     def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
         tokens = sequence.tokens
