@@ -62,7 +62,7 @@ def test_schema_inferred_on_train_fixed_and_reused(tmp_path: Path) -> None:
     assert fitted.numeric.shape == (4, 2)  # no row dropped
 
 
-def test_dataframe_ingestion_keeps_category_identity_across_dtypes() -> None:
+def test_dataframe_ingestion_keeps_category_identity_across_dtypes(caplog: pytest.LogCaptureFixture) -> None:
     from omnissl_tabular import bundle_from_frames
 
     train = pd.DataFrame({"code": [1, 2, 1, 2], "ok": [True, False, None, True], "v": [0.0, 1.0, 2.0, 3.0],
@@ -73,6 +73,8 @@ def test_dataframe_ingestion_keeps_category_identity_across_dtypes() -> None:
     assert bundle.test.categorical[:, 0].tolist() == [2, 1] and bundle.test.labels.tolist() == [1, 0]
     assert bundle.test.categorical[:, 1].tolist() == [2, 1]  # 'False' sorts first; None → <missing>
     assert bundle.input_spec["missing_counts"]["train"]["missing"]["ok"] == 1
+    assert "tabular test: 2 rows kept (none dropped); missing values filled per column: {'code': 1, 'ok': 1}" \
+        in caplog.text
 
 
 def test_clear_errors(tmp_path: Path) -> None:

@@ -171,8 +171,10 @@ def bundle_from_frames(train: pd.DataFrame, test: pd.DataFrame | None, *, target
     for split, info in counts.items():
         filled = {k: v for k, v in info["missing"].items() if v}
         unseen = {k: v for k, v in info["unknown"].items() if v}
-        log.info("tabular %s: %d rows kept (none dropped); missing filled per column: %s; unseen categories: %s",
-                 split, info["rows"], filled or "none", unseen or "none")
+        # WARNING when anything was filled, so it shows even where no logging is configured (the CLI)
+        log.log(logging.WARNING if filled or unseen else logging.INFO,
+                "tabular %s: %d rows kept (none dropped); missing values filled per column: %s; unseen categories "
+                "(→ <unknown>): %s", split, info["rows"], filled or "none", unseen or "none")
     key = cache_key or schema.fingerprint()
     folder = _cache_dir() / key
     schema_path = schema.save(folder / "schema.json")
