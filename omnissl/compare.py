@@ -231,7 +231,11 @@ def build_candidates(runs: list[Path], publics: list[str], *, recipe_path: Path 
     seen_arch: set[str] = set()
     for run in runs:
         run_recipe = load_recipe(run / "recipe.yaml")
-        if run_recipe.data.model_dump() != recipe.data.model_dump():
+        if run_recipe.data.model_dump() != recipe.data.model_dump() and recipe_path is not None:
+            # Pretrain on one corpus, judge on a labelled task: allowed when the table's recipe says so.
+            print(f"compare: note: {run} was pretrained on {run_recipe.data.model_dump()}; its encoder is measured "
+                  f"on {recipe.data.model_dump()} (from {source})")
+        elif run_recipe.data.model_dump() != recipe.data.model_dump():
             raise ConfigError(f"compare: {run} was trained on data {run_recipe.data.model_dump()}, but the table "
                               f"uses {recipe.data.model_dump()} (from {source}); compare runs on the same data")
         encoder = load_trained(run, root=data_root).objective.towers["main"]

@@ -32,6 +32,8 @@ class FinetuneConfig(BaseModel):
     mode: Literal["last_blocks", "full"] = "last_blocks"
     blocks: int = Field(1, ge=1, description="last_blocks: how many of the backbone's last blocks to train")
     epochs: float = Field(10, gt=0)
+    min_steps: int = Field(100, ge=1, description="at least this many steps (small sets: 10 epochs of 50 samples "
+                                                  "would be 8 steps)")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0, description="head learning rate (AdamW)")
     encoder_lr_scale: float = Field(0.1, gt=0, le=1, description="encoder lr = lr × this")
@@ -108,7 +110,7 @@ def finetune_once(encoder: Encoder, train_set: Dataset[Any], test_set: Dataset[A
         {"params": trainable, "lr": config.lr * config.encoder_lr_scale},
     ], weight_decay=config.weight_decay)
     size = len(train_set)  # type: ignore[arg-type]
-    steps = max(1, math.ceil(config.epochs * size / config.batch_size))
+    steps = max(config.min_steps, math.ceil(config.epochs * size / config.batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     batches = iter(training_loader(train_set, bundle, batch_size=min(config.batch_size, size), seed=seed,
                                    start_batch=0, num_workers=0))
@@ -135,5 +137,5 @@ def finetune(encoder: Encoder, train_set: Dataset[Any], test_set: Dataset[Any], 
     scores = [finetune_once(encoder, train_set, test_set, bundle, config, num_classes=classes, device=device,
                             seed=seed, select=pick) for seed in range(config.seeds)]
     return {"mode": config.mode, "blocks": config.blocks if config.mode == "last_blocks" else None,
-            "epochs": config.epochs, "mean": statistics.fmean(scores),
+            "epochs": config.epochs, "min_steps": config.min_steps, "mean": statistics.fmean(scores),
             "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "per_seed": scores}

@@ -39,6 +39,19 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}: not valid JSON ({error})") from error
 
 
+def _compare_section(folder: Path) -> Section:
+    from omnissl.compare import markdown_table
+    from omnissl.report.compare_page import _table
+
+    result = _read_json(folder / "compare.json")
+    section = Section(title=f"decision table — {result['dataset']} (from {folder.name}/compare.json)")
+    section.tables.append(_table(markdown_table(result)))
+    section.verdict = f"Verdict: {result['verdict']}"
+    if (folder / "figures" / "label_efficiency.png").is_file():
+        section.images.append(folder / "figures" / "label_efficiency.png")
+    return section
+
+
 @torch.no_grad()
 def collect(encoder: torch.nn.Module, dataset: Any, bundle: Any, *, select: Any, keep_inputs: bool,
             device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -71,6 +84,8 @@ def _model_sections(run_dir: Path, figures: Path, *, data_root: str | Path | Non
     assembled = load_trained(run_dir, root=data_root)
     assembled.objective.to(device)
     bundle, recipe = assembled.bundle, assembled.recipe
+    # The map shows (at most) the samples the evaluation protocol used.
+    max_points = min(max_points, recipe.eval.max_test_samples or max_points)
     split = bundle.test if bundle.test is not None else bundle.train
     points = limit(split, max_points, seed=4)
     sections = []
@@ -129,6 +144,8 @@ def write_report(run_dir: str | Path, *, data_root: str | Path | None = None, em
                                          f" train / {report.get('test_samples')} test samples")
             evaluation.tables.append(eval_table(report))
         sections.append(evaluation)
+    if (run_dir / "compare" / "compare.json").is_file():  # `omnissl compare RUN_DIR` writes there by default
+        sections.append(_compare_section(run_dir / "compare"))
     checkpoints = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
     if embed and checkpoints and (run_dir / "recipe.yaml").is_file():
         from omnissl.train.distributed import resolve_device

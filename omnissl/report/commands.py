@@ -26,8 +26,8 @@ def auto_report(run_dir: Path, *, data_root: str | None = None, embed: bool = Tr
 
 
 def _finetune_settings(args: argparse.Namespace) -> dict[str, Any]:
-    keys = {"blocks": args.finetune_blocks, "epochs": args.finetune_epochs, "lr": args.finetune_lr,
-            "encoder_lr_scale": args.encoder_lr_scale, "seeds": args.finetune_seeds}
+    keys = {"blocks": args.finetune_blocks, "epochs": args.finetune_epochs, "min_steps": args.finetune_min_steps,
+            "lr": args.finetune_lr, "encoder_lr_scale": args.encoder_lr_scale, "seeds": args.finetune_seeds}
     return {k: v for k, v in keys.items() if v is not None}
 
 
@@ -125,6 +125,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def _finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-blocks", type=int, help="last_blocks mode: how many final blocks train (default 1)")
     p.add_argument("--finetune-epochs", type=float, help="fine-tuning epochs over the train split (default 10)")
+    p.add_argument("--finetune-min-steps", type=int, help="at least this many fine-tuning steps (default 100)")
     p.add_argument("--finetune-lr", type=float, help="head learning rate (default 3e-3)")
     p.add_argument("--encoder-lr-scale", type=float, help="encoder lr = head lr × this (default 0.1)")
     p.add_argument("--finetune-seeds", type=int, help="seeds to average (default 1)")

@@ -21,7 +21,7 @@ def write_compare_outputs(result: dict[str, Any], out_dir: Path, *, command: str
     from omnissl.compare import markdown_table
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = out_dir / "compare"
+    figures = out_dir / "figures"
     figures.mkdir(exist_ok=True)
     table = markdown_table(result)
     paths = {"json": out_dir / "compare.json", "md": out_dir / "compare.md", "html": out_dir / "compare.html"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,14 +88,14 @@ def test_finetuning_learns_on_digits_and_leaves_the_callers_encoder_alone(tiny_r
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     bundle = trained.bundle
     train, test = torch.utils.data.Subset(bundle.train, range(300)), torch.utils.data.Subset(bundle.test, range(150))
-    result = finetune(encoder, train, test, bundle, FinetuneConfig(mode="full", epochs=4, batch_size=32, lr=1e-2,
-                                                                   encoder_lr_scale=0.1), device=torch.device("cpu"))
+    config = FinetuneConfig(mode="full", epochs=4, min_steps=1, batch_size=32, lr=1e-2, encoder_lr_scale=0.1)
+    result = finetune(encoder, train, test, bundle, config, device=torch.device("cpu"))
     assert result["mean"] > 0.5, f"10 classes: chance is 0.1, fine-tuning reached {result['mean']}"
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
 
 
 def test_eval_finetune_mode_from_the_cli(tiny_run: Path) -> None:
-    assert main(["eval", str(tiny_run), "--finetune", "last_blocks", "--finetune-epochs", "1",
+    assert main(["eval", str(tiny_run), "--finetune", "last_blocks", "--finetune-epochs", "1", "--finetune-min-steps", "3",
                  "--finetune-lr", "0.01", "eval.max_train_samples=100", "eval.max_test_samples=50"]) == 0
     result = json.loads((tiny_run / "eval.json").read_text())["main"]["finetune"]["last_blocks"]
     assert result["blocks"] == 1 and 0.0 <= result["mean"] <= 1.0 and len(result["per_seed"]) == 1
@@ -124,12 +125,14 @@ def test_verdict_follows_the_numbers() -> None:
     assert "with 1% of the labels the best is 'ssl'" in verdict(rows)
 
 
-def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: Path, tmp_path: Path) -> None:
+def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: Path, tmp_path: Path,
+                                                                      browser_image_check: Any) -> None:
     export = tmp_path / "export"
     assert main(["export", str(tiny_run), "--out", str(export)]) == 0
     out = tmp_path / "cmp"
     assert main(["compare", str(tiny_run), "--public", f"mine={export}", "--fractions", "0.1", "1",
-                 "--finetune", "last_blocks", "--finetune-epochs", "1", "--out", str(out), "--device", "cpu",
+                 "--finetune", "last_blocks", "--finetune-epochs", "1", "--finetune-min-steps", "3",
+                 "--out", str(out), "--device", "cpu",
                  "eval.max_train_samples=150", "eval.max_test_samples=60", "eval.probe_max_iter=30"]) == 0
     result = json.loads((out / "compare.json").read_text())
     kinds = [r["kind"] for r in result["rows"]]
@@ -140,4 +143,16 @@ def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: 
     assert set(ssl["label_efficiency"]) == {"0.1", "1"} or set(ssl["label_efficiency"]) == {"0.1", "1.0"}
     assert "last_blocks" in ssl["finetune"] and result["rows"][0]["finetune"] == {}
     assert "**Verdict:**" in (out / "compare.md").read_text()
-    assert (out / "compare" / "label_efficiency.png").is_file() and (out / "compare.html").is_file()
+    assert (out / "figures" / "label_efficiency.png").is_file() and (out / "compare.html").is_file()
+    # A run directory holding `compare/` (the default --out) shows the decision table in its report.
+    import shutil
+
+    from omnissl.report import write_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_run / "metrics.jsonl", run / "metrics.jsonl")
+    shutil.copytree(out, run / "compare")
+    page = write_report(run, embed=False).read_text()
+    assert result["verdict"] in page.replace("&#x27;", "'") and "decision table" in page
+    assert browser_image_check(run / "report.html") == (4, 4)
