@@ -46,8 +46,8 @@ def cpc_loss(z: Tensor, predictions: list[Tensor], padding: Tensor | None = None
         logits = pred @ target.transpose(1, 2)  # (N-k, B_anchor, B_key)
         key_valid = valid[:, k:].transpose(0, 1)  # (N-k, B)
         logits = logits.masked_fill(~key_valid.unsqueeze(1), float("-inf"))
-        # steps where every sequence is padding have no key at all: finite dummy logits (not anchors) keep the
-        # gradient free of NaN
+        # steps where every sequence is padding have no key at all: finite dummy logits (never anchors) keep NaN
+        # out of even the intermediate values
         logits = logits.masked_fill(~key_valid.any(dim=1).view(-1, 1, 1), 0.0)
         anchors = valid[:, : n - k].transpose(0, 1) & key_valid  # t and t+k both real
         log_prob = F.log_softmax(logits, dim=-1).diagonal(dim1=1, dim2=2)  # (N-k, B): the positive's log-prob

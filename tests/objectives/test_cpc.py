@@ -90,7 +90,7 @@ def test_padded_frames_are_neither_anchors_nor_negatives() -> None:
     padding[2, 6:] = True
     loss, _ = cpc_loss(z, predictions, padding)
     assert float(loss) == pytest.approx(direct_cpc(z, predictions, [7, 4, 6]), rel=1e-5)
-    # a step where every sequence is padding must not poison the gradient
+    # steps where every sequence is padding: finite loss and gradient
     z = z.clone().requires_grad_(True)
     padding[:, 5:] = True
     loss, _ = cpc_loss(z, predictions, padding)

@@ -34,8 +34,8 @@ def _paired_nce(sim: Tensor, valid: Tensor) -> Tensor:
     eye = torch.eye(m, dtype=torch.bool, device=sim.device)
     blocked = eye.unsqueeze(0) | ~valid.unsqueeze(1)  # never the anchor itself, never a padded key
     logits = sim.float().masked_fill(blocked, float("-inf"))
-    # A row with no key at all (every series padded at that step) would give NaN gradients even though it is
-    # not an anchor: give it finite dummy logits; it is excluded from the mean below.
+    # A row with no key at all (every series padded at that step) is not an anchor; finite dummy logits keep
+    # NaN out of even the intermediate values (anomaly detection, AMP scalers); it is excluded from the mean.
     logits = logits.masked_fill(blocked.all(dim=-1, keepdim=True), 0.0)
     positive = torch.cat([torch.arange(n, m), torch.arange(0, n)]).to(sim.device)
     log_prob = F.log_softmax(logits, dim=-1).gather(2, positive.view(1, m, 1).expand(g, m, 1)).squeeze(2)
