@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, Sequence
 
 import torch
@@ -104,6 +105,8 @@ class DataBundle:
     input_spec: facts about the input (``in_channels``, ``image_size``, ``vocab_size`` …) that fill any builder
     parameter of the same name the recipe leaves out.
     raw_features: turns an ``x`` batch into a flat ``(B, F)`` float tensor for the raw-input baseline.
+    artifacts: files the data pipeline fixed for this run (a fitted schema, a trained tokenizer): the trainer copies
+    them into ``RUN_DIR/artifacts/`` so the run directory alone says how its inputs were prepared.
     """
 
     train: Dataset[Any]
@@ -113,6 +116,7 @@ class DataBundle:
     input_spec: dict[str, Any] = field(default_factory=dict)
     raw_features: Callable[[Any], Tensor] | None = None
     description: str = ""
+    artifacts: dict[str, Path] = field(default_factory=dict)
 
 
 def to_device(value: Any, device: torch.device | str, non_blocking: bool = True) -> Any:

@@ -9,6 +9,7 @@ checkpoints with exact resume, a wall-clock budget, clean stop on SIGTERM/SIGINT
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -180,6 +181,9 @@ class Trainer:
         writer = MetricsWriter(self.run_dir, enabled=self.dist.is_main, truncate_from_step=start_step)
         if self.dist.is_main and start_step == 0:
             (self.run_dir / "recipe.yaml").write_text(dump_recipe(self.recipe), encoding="utf-8")
+            for name, source in bundle.artifacts.items():
+                (self.run_dir / "artifacts").mkdir(exist_ok=True)
+                shutil.copyfile(source, self.run_dir / "artifacts" / name)
         knn = KnnMonitor(self.assembled, self.device, config) if config.knn_every and self.dist.is_main else None
         monitor = CollapseMonitor()
         previous_handlers = self._install_signal_handlers()

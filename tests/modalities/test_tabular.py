@@ -256,3 +256,18 @@ def test_recipe_trains_a_few_steps_on_adult(recipe: str, data_root: Path, tmp_pa
     assert result.steps_done == 4 and math.isfinite(result.last_logs["loss"])
     after = list(assembled.objective.encoder.parameters())
     assert any(not torch.equal(a.cpu(), b.cpu()) for a, b in zip(after, before))
+
+
+def test_the_fitted_schema_is_copied_into_the_run_directory(tmp_path: Path) -> None:
+    import json as _json
+
+    from omnissl.assemble import assemble
+    from omnissl.config import load_recipe
+    from omnissl.train.runner import Trainer
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes/tabular/scarf_breast_cancer.yaml",
+                         ["train.steps=1", "train.batch_size=16", "train.knn_every=0"])
+    Trainer(assemble(recipe), tmp_path / "run").fit()
+    saved = _json.loads((tmp_path / "run" / "artifacts" / "schema.json").read_text())
+    assert saved  # the schema the run's inputs were prepared with, next to its checkpoints
+    assert (tmp_path / "run" / "artifacts" / "counts.json").is_file()

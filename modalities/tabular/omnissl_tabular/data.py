@@ -181,8 +181,10 @@ def bundle_from_frames(train: pd.DataFrame, test: pd.DataFrame | None, *, target
     (folder / "counts.json").write_text(json.dumps(counts, indent=2), encoding="utf-8")
     train_set = dataset_from(fitted, train_source)
     test_set = dataset_from(tested, test_source) if tested is not None else None
-    return make_bundle(schema, train_set, test_set, description=f"{description} (schema: {schema_path})",
-                       extra={"schema_path": str(schema_path), "missing_counts": counts})
+    bundle = make_bundle(schema, train_set, test_set, description=f"{description} (schema: {schema_path})",
+                         extra={"schema_path": str(schema_path), "missing_counts": counts})
+    bundle.artifacts = {"schema.json": Path(schema_path), "counts.json": folder / "counts.json"}
+    return bundle
 
 
 def make_bundle(schema: TabularSchema, train: TabularDataset, test: TabularDataset | None, *, description: str,
