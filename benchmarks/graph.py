@@ -144,7 +144,7 @@ def write_table(command: str) -> None:
         spread = f" ± {100 * std:.2f}" if r["dataset"] != "Cora" or seeds > 1 else " (1 seed)"
         lines.append(f"| {r['dataset']} | {r['method']} | {seeds} | {steps} | {100 * r['accuracy']['mean']:.2f}"
                      f"{spread} | {100 * r['random_init']['mean']:.2f} | {100 * r['raw']:.2f} | "
-                     f"{r['cpu_seconds']['mean']:.0f} | {published} |")
+                     f"{r['cpu_seconds']['mean']:.1f} | {published} |")
     lines += ["", "steps a/b: b = the paper's epoch count in steps, a = steps done before the wall-clock cap "
               "(`--minutes`) on a shared 2-core machine (load ≈ 16 while these ran, so wall ≫ CPU time). Random "
               "init = the recipe's architecture untrained (GIN on TU; GCN for GRACE/DGI, GAT for GraphMAE on Cora). "
