@@ -145,7 +145,9 @@ def write_table(command: str) -> None:
         lines.append(f"| {r['dataset']} | {r['method']} | {seeds} | {steps} | {100 * r['accuracy']['mean']:.2f}"
                      f"{spread} | {100 * r['random_init']['mean']:.2f} | {100 * r['raw']:.2f} | "
                      f"{r['cpu_seconds']['mean']:.1f} | {published} |")
-    lines += ["", "steps a/b: b = the paper's epoch count in steps, a = steps done before the wall-clock cap "
+    lines += ["", "steps a/b: b = planned steps (the paper's epochs for GraphCL, GraphMAE on TU and GRACE; 300 of "
+              "GraphMAE's 1,500 Cora epochs; 300 for DGI, which early-stops in the paper), a = steps done before the "
+              "wall-clock cap "
               "(`--minutes`) on a shared 2-core machine (load ≈ 16 while these ran, so wall ≫ CPU time). Random "
               "init = the recipe's architecture untrained (GIN on TU; GCN for GRACE/DGI, GAT for GraphMAE on Cora). "
               "Raw features: TU = per-graph sum and mean of one-hot node labels; Cora = bag of words."]
