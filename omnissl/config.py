@@ -33,8 +33,18 @@ class Component(BaseModel):
 
 
 class ViewGroup(Strict):
+    """``count`` views through ``ops``; ``per_view`` (one list per view) adds view-specific ops after them, for
+    asymmetric policies (BYOL's blur 1.0 / 0.1 and solarize 0 / 0.2; GRACE's two drop rates)."""
+
     count: int = Field(2, ge=1)
     ops: list[Component] = Field(default_factory=list)
+    per_view: list[list[Component]] | None = None
+
+    @model_validator(mode="after")
+    def _one_list_per_view(self) -> "ViewGroup":
+        if self.per_view is not None and len(self.per_view) != self.count:
+            raise ValueError(f"per_view has {len(self.per_view)} lists for count={self.count} views")
+        return self
 
 
 class Augment(Strict):

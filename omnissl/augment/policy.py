@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 from omnissl.build import build_component
-from omnissl.config import Augment
+from omnissl.config import Augment, ViewGroup
 from omnissl.registry import AUGMENTATIONS
 from omnissl.types import ViewSet
 
@@ -18,14 +18,15 @@ Op = Callable[[Any], Any]
 
 
 class ViewPolicy:
-    """``global_count`` views through ``global_ops`` and ``local_count`` views through ``local_ops``."""
+    """``global_count`` views through ``global_ops`` and ``local_count`` views through ``local_ops``; view ``i``
+    of a group then also runs its own ``*_per_view[i]`` ops (asymmetric policies)."""
 
-    def __init__(self, *, global_ops: Sequence[Op], global_count: int = 2,
-                 local_ops: Sequence[Op] = (), local_count: int = 0) -> None:
-        self.global_ops = list(global_ops)
-        self.global_count = global_count
-        self.local_ops = list(local_ops)
-        self.local_count = local_count
+    def __init__(self, *, global_ops: Sequence[Op], global_count: int = 2, local_ops: Sequence[Op] = (),
+                 local_count: int = 0, global_per_view: Sequence[Sequence[Op]] | None = None,
+                 local_per_view: Sequence[Sequence[Op]] | None = None) -> None:
+        self.global_pipelines = _pipelines(global_ops, global_count, global_per_view)
+        self.local_pipelines = _pipelines(local_ops, local_count, local_per_view)
+        self.global_count, self.local_count = global_count, local_count
 
     @staticmethod
     def _apply(ops: Sequence[Op], x: Any) -> Any:
@@ -35,25 +36,33 @@ class ViewPolicy:
 
     def __call__(self, x: Any) -> ViewSet:
         return ViewSet(
-            global_views=[self._apply(self.global_ops, x) for _ in range(self.global_count)],
-            local_views=[self._apply(self.local_ops, x) for _ in range(self.local_count)],
+            global_views=[self._apply(ops, x) for ops in self.global_pipelines],
+            local_views=[self._apply(ops, x) for ops in self.local_pipelines],
             original=x,
         )
 
 
+def _pipelines(shared: Sequence[Op], count: int, per_view: Sequence[Sequence[Op]] | None) -> list[list[Op]]:
+    if per_view is not None and len(per_view) != count:
+        raise ValueError(f"{len(per_view)} per-view op lists for {count} views")
+    return [[*shared, *(per_view[i] if per_view is not None else ())] for i in range(count)]
+
+
+def _build_group(group: ViewGroup | None, path: str, context: Mapping[str, Any] | None
+                 ) -> tuple[list[Op], int, list[list[Op]] | None]:
+    if group is None:
+        return [], 0, None
+    shared = [build_component(AUGMENTATIONS, spec, f"{path}.ops[{i}]", context) for i, spec in enumerate(group.ops)]
+    per_view = None
+    if group.per_view is not None:
+        per_view = [[build_component(AUGMENTATIONS, spec, f"{path}.per_view[{v}][{i}]", context)
+                     for i, spec in enumerate(ops)] for v, ops in enumerate(group.per_view)]
+    return shared, group.count, per_view
+
+
 def build_policy(augment: Augment, *, path: str, context: Mapping[str, Any] | None = None) -> ViewPolicy:
     """Build a :class:`ViewPolicy` from a recipe's ``augment`` section; errors name the op's path."""
-    global_ops = [
-        build_component(AUGMENTATIONS, spec, f"{path}.global.ops[{i}]", context)
-        for i, spec in enumerate(augment.global_views.ops)
-    ]
-    local_ops: list[Op] = []
-    local_count = 0
-    if augment.local_views is not None:
-        local_count = augment.local_views.count
-        local_ops = [
-            build_component(AUGMENTATIONS, spec, f"{path}.local.ops[{i}]", context)
-            for i, spec in enumerate(augment.local_views.ops)
-        ]
-    return ViewPolicy(global_ops=global_ops, global_count=augment.global_views.count,
-                      local_ops=local_ops, local_count=local_count)
+    global_ops, global_count, global_per_view = _build_group(augment.global_views, f"{path}.global", context)
+    local_ops, local_count, local_per_view = _build_group(augment.local_views, f"{path}.local", context)
+    return ViewPolicy(global_ops=global_ops, global_count=global_count, local_ops=local_ops, local_count=local_count,
+                      global_per_view=global_per_view, local_per_view=local_per_view)
