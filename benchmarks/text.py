@@ -92,7 +92,8 @@ def main() -> None:
     results: dict[str, Any] = {"command": " ".join(["benchmarks/text.py", *sys.argv[1:]]),
                                "threads": args.threads, "minutes_cap": args.minutes, "steps": args.steps,
                                "max_length": args.max_length,
-                               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared",
+                               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared, load average "
+                                          f"{os.getloadavg()[1]:.0f} at start",
                                "pretraining": {}, "tables": {"ag_news": [], "sst2": []}}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if not args.no_minilm:
@@ -147,7 +148,7 @@ def write(results: dict[str, Any], out: Path) -> None:
     lines = ["# Text benchmark", "", f"Command: `OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python {results['command']}`",
              "", f"Pretraining: each recipe in `recipes/text/` with `train.steps={results['steps']}` (batch 64, the "
              f"cosine schedule fitted to those steps; wall-clock cap {results['minutes_cap']} min) on "
-             f"{results['threads']} CPU thread(s) ({results['machine']}, load average ≈ 20 from other jobs): a "
+             f"{results['threads']} CPU thread(s) ({results['machine']}): a "
              "short, fixed compute budget, far from convergence. Every row (MiniLM included) sees texts truncated "
              f"to {results['max_length']} tokens. Frozen pooled features; k-NN (k=20, cosine, T=0.07) and the "
              "shared linear probe (weight decay chosen on a validation part of train; mean ± std over 3 seeds).", ""]
