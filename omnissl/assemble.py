@@ -14,7 +14,7 @@ import torch
 
 from omnissl.augment.policy import ViewPolicy, build_policy
 from omnissl.build import build_component
-from omnissl.config import Recipe
+from omnissl.config import Component, Recipe
 from omnissl.errors import ConfigError
 from omnissl.objectives.base import Objective
 from omnissl.registry import DATASETS, ENCODERS, OBJECTIVES, load_plugins
@@ -103,10 +103,22 @@ def assemble(recipe: Recipe, *, root: str | Path | None = None, synthetic: int |
 
 
 def random_init_encoders(recipe: Recipe, bundle: DataBundle, *, seed: int) -> dict[str, Encoder]:
-    """The same architecture, freshly initialised: the random-init baseline."""
+    """The same architecture, freshly initialised: the random-init baseline.
+
+    An encoder builder with a ``pretrained`` parameter (a public backbone loaded from a local directory) is asked
+    for ``pretrained=False``, so the baseline is its architecture with random weights, not the pretrained model.
+    """
+    towers = {}
+    for name, tower in recipe.tower_specs().items():
+        if "pretrained" in ENCODERS.get(tower.encoder.name).signature.parameters:
+            spec = Component(**{**tower.encoder.model_dump(), "pretrained": False})
+            tower = tower.model_copy(update={"encoder": spec})
+        towers[name] = tower
+    fresh = recipe.model_copy(update={"towers": towers, "encoder": None, "augment": None}) if recipe.is_paired \
+        else recipe.model_copy(update={"encoder": towers["main"].encoder})
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        return build_encoders(recipe, bundle)
+        return build_encoders(fresh, bundle)
     finally:
         torch.random.set_rng_state(state)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Trained tokenisers, fitted schemas and PyG caches go to a per-session folder, never the user's ~/.cache.
+os.environ.setdefault("OMNISSL_CACHE_DIR", tempfile.mkdtemp(prefix="omnissl-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -108,3 +108,22 @@ def test_incompatible_encoder_and_objective_is_a_clear_error() -> None:
     cnn = ENCODERS.get("resnet10").builder()
     with pytest.raises(IncompatibleError, match="needs tokens outputs"):
         require_output(cnn, "tokens", "mae")
+
+
+def test_random_init_baseline_asks_pretrained_builders_for_random_weights() -> None:
+    from omnissl.assemble import build_data, random_init_encoders
+    from omnissl.registry import ENCODERS
+
+    seen = []
+
+    @ENCODERS.register("_probe_pretrained", modality="image", description="test-only")
+    def _probe(*, pretrained: bool = True, in_channels: int = 3):  # noqa: ANN202
+        seen.append(pretrained)
+        return ENCODERS.get("resnet10").builder(width=4, in_channels=in_channels)
+
+    try:
+        recipe = recipe_from_dict({**BASE, "encoder": {"name": "_probe_pretrained"}})
+        random_init_encoders(recipe, build_data(recipe, synthetic=4), seed=1)
+        assert seen == [False]
+    finally:
+        ENCODERS.unregister("_probe_pretrained")
