@@ -5,4 +5,4 @@ Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party 
 (MLM, causal LM, SimCSE) live in the core: they work on any discrete token sequence / pooled encoder.
 """
 
-from omnissl_text import augment, collate, data, encoders, tokenization  # noqa: F401  (registers components)
+from omnissl_text import augment, captions, collate, data, encoders, tokenization  # noqa: F401  (registers components)
