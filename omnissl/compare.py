@@ -132,8 +132,9 @@ def verdict(rows: list[dict[str, Any]], *, margin: float = 0.01) -> str:
     if ssl is not None and public is not None:
         d, tol = gap(public, ssl)
         if d >= -tol:
-            parts.append(f"public backbone '{public['name']}' is {'within' if abs(d) <= tol else 'above'} "
-                         f"{abs(d):.1f} points of the best SSL run '{ssl['name']}' on the linear probe "
+            where = f"within {abs(d):.1f} points of" if abs(d) <= tol else f"{d:.1f} points above"
+            parts.append(f"public backbone '{public['name']}' is {where} the best SSL run '{ssl['name']}' "
+                         f"on the linear probe "
                          f"({100 * public['probe']['mean']:.1f} vs {100 * ssl['probe']['mean']:.1f}): prefer it")
         else:
             parts.append(f"the SSL run '{ssl['name']}' beats the public backbone '{public['name']}' by {-d:.1f} "

@@ -46,7 +46,7 @@ def builder_kwargs(spec: Any, context: dict[str, Any], path: str = "encoder") ->
     entry = ENCODERS.get(spec.name)
     kwargs = check_params(entry, spec.params, path)
     left_out = []
-    for name, parameter in entry.signature.parameters.items():
+    for name in entry.signature.parameters:
         if name not in kwargs and name in context:
             kwargs[name] = context[name]
     recorded = {}

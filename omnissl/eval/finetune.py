@@ -14,7 +14,8 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field

@@ -60,7 +60,8 @@ def finetune_eval(assembled: Any, args: argparse.Namespace, out_dir: Path) -> No
 def cmd_report(args: argparse.Namespace) -> int:
     from omnissl.report import write_report
 
-    print(f"wrote {write_report(Path(args.run_dir), data_root=args.data_root, embed=not args.no_map, max_points=args.points)}")
+    page = write_report(Path(args.run_dir), data_root=args.data_root, embed=not args.no_map, max_points=args.points)
+    print(f"wrote {page}")
     return 0
 
 
@@ -74,7 +75,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for run in runs:
         if not (run / "recipe.yaml").is_file():
             raise ConfigError(f"compare: {run} is not a run directory (no recipe.yaml)")
-    recipe, bundle, candidates = build_candidates(runs, args.public or [], overrides=overrides, data_root=args.data_root,
+    recipe, bundle, candidates = build_candidates(runs, args.public or [], overrides=overrides,
+                                                  data_root=args.data_root,
                                                   recipe_path=Path(args.recipe) if args.recipe else None)
     modes = [] if args.finetune == ["none"] else args.finetune
     settings = CompareSettings(fractions=args.fractions, finetune_modes=modes, finetune=_finetune_settings(args))

@@ -68,7 +68,8 @@ def unpatchify(patches: Tensor, *, patch_size: int, channels: int, height: int, 
 
 
 @torch.no_grad()
-def plot_mae_reconstructions(objective: Any, images: Tensor, path: Path, *, count: int = 6, seed: int = 0) -> Path | None:
+def plot_mae_reconstructions(objective: Any, images: Tensor, path: Path, *, count: int = 6,
+                             seed: int = 0) -> Path | None:
     """Original | visible patches | reconstruction (visible patches pasted back), for an image MAE run.
 
     With ``norm_target`` the decoder predicts per-patch normalised pixels; they are mapped back with each
@@ -99,7 +100,7 @@ def plot_mae_reconstructions(objective: Any, images: Tensor, path: Path, *, coun
     masked = plan.masked.unsqueeze(-1)
     pasted = torch.where(masked, prediction, target)
     visible = torch.where(masked, torch.full_like(target, float(target.min())), target)
-    b, c, h, w = x.shape
+    _, c, h, w = x.shape
     shape = {"patch_size": int(encoder.patch_size), "channels": c, "height": h, "width": w}
     columns = [unpatchify(t, **shape) for t in (target, visible, pasted)]
     shown = [to_display(col) for col in columns]

@@ -13,9 +13,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are written on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from omnissl.errors import DataError  # noqa: E402
+from omnissl.errors import DataError
 
 Record = dict[str, Any]
 

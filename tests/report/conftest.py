@@ -55,7 +55,7 @@ def _browser_image_check(page: Path) -> tuple[int, int]:
              "--disable-component-update", "--disable-sync", f"--user-data-dir={scratch}/profile",
              "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at view time: any fetch would fail
              "--virtual-time-budget=10000", "--dump-dom", copy.as_uri()],
-            capture_output=True, text=True, timeout=120)
+            check=False, capture_output=True, text=True, timeout=120)
     found = re.search(r"IMGCHECK loaded=(\d+) total=(\d+)", process.stdout)
     assert found, f"chromium gave no check marker (rc {process.returncode}): {process.stderr[-2000:]}"
     return int(found.group(1)), int(found.group(2))

@@ -74,7 +74,8 @@ def test_selective_finetuning_trains_the_last_blocks_and_what_follows_them() -> 
     load_plugins()
     resnet = ENCODERS.get("resnet10").builder(width=8, in_channels=1, mean=(0.5,), std=(0.25,))
     assert len(encoder_blocks(resnet)) == 4 and encoder_blocks(resnet)[-1] is resnet.stages[-1]
-    assert {id(p) for p in trainable_parameters(resnet, "last_blocks", 1)} == {id(p) for p in resnet.stages[-1].parameters()}
+    last = {id(p) for p in resnet.stages[-1].parameters()}
+    assert {id(p) for p in trainable_parameters(resnet, "last_blocks", 1)} == last
     vit = ENCODERS.get("vit").builder(image_size=8, patch_size=4, dim=16, depth=3, heads=2)
     chosen = {id(p) for p in trainable_parameters(vit, "last_blocks", 2)}
     expected = [*vit.blocks[1].parameters(), *vit.blocks[2].parameters(), *vit.norm.parameters()]
@@ -95,7 +96,8 @@ def test_finetuning_learns_on_digits_and_leaves_the_callers_encoder_alone(tiny_r
 
 
 def test_eval_finetune_mode_from_the_cli(tiny_run: Path) -> None:
-    assert main(["eval", str(tiny_run), "--finetune", "last_blocks", "--finetune-epochs", "1", "--finetune-min-steps", "3",
+    assert main(["eval", str(tiny_run), "--finetune", "last_blocks", "--finetune-epochs", "1",
+                 "--finetune-min-steps", "3",
                  "--finetune-lr", "0.01", "eval.max_train_samples=100", "eval.max_test_samples=50"]) == 0
     result = json.loads((tiny_run / "eval.json").read_text())["main"]["finetune"]["last_blocks"]
     assert result["blocks"] == 1 and 0.0 <= result["mean"] <= 1.0 and len(result["per_seed"]) == 1
@@ -156,3 +158,8 @@ def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: 
     page = write_report(run, embed=False).read_text()
     assert result["verdict"] in page.replace("&#x27;", "'") and "decision table" in page
     assert browser_image_check(run / "report.html") == (4, 4)
+
+
+def test_verdict_when_the_public_backbone_is_clearly_better() -> None:
+    rows = [_row("raw", "raw", 0.60), _row("ssl", "ssl", 0.46), _row("pub", "public", 0.84)]
+    assert "public backbone 'pub' is 38.0 points above the best SSL run 'ssl'" in verdict(rows)
