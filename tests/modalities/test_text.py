@@ -356,3 +356,14 @@ def test_mlm_learns_on_real_text(sst2_bundle) -> None:
         losses.append(loss.item())
     assert losses[0] > math.log(bundle.input_spec["vocab_size"]) - 1.0
     assert sum(losses[-5:]) / 5 < losses[0] - 2.0
+
+
+def test_label_captions_hold_out_templates_for_zero_shot() -> None:
+    from omnissl.registry import DATASETS
+
+    bundle = DATASETS.get("label_captions").builder(class_set="digits", test_templates=2)
+    train_texts, test_texts = set(bundle.train.texts), set(bundle.test.texts)
+    assert not train_texts & test_texts
+    assert len(bundle.train) == 10 * 4 and len(bundle.test) == 10 * 2
+    assert "seven" in train_texts and bundle.input_spec["class_names"][7] == "seven"
+    assert torch.bincount(torch.as_tensor(bundle.test.labels)).tolist() == [2] * 10
