@@ -61,7 +61,7 @@ def test_mae_on_the_image_vit_sees_a_quarter_of_the_patches() -> None:
     omnissl_image = pytest.importorskip("omnissl_image.encoders")  # the reference image plugin is installed
     vit = omnissl_image.build_vit(dim=32, depth=1, heads=2)
     seen = []
-    vit.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    vit.trunk.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     mae = build_mae(encoder=vit, decoder_dim=16, decoder_depth=1, decoder_heads=2)
     out = mae(ViewSet(global_views=[torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)]))
     assert seen == [torch.Size([2, 1 + 16, 32])]  # CLS + 16 of the 64 patches

@@ -78,7 +78,7 @@ def test_selective_finetuning_trains_the_last_blocks_and_what_follows_them() -> 
     assert {id(p) for p in trainable_parameters(resnet, "last_blocks", 1)} == last
     vit = ENCODERS.get("vit").builder(image_size=8, patch_size=4, dim=16, depth=3, heads=2)
     chosen = {id(p) for p in trainable_parameters(vit, "last_blocks", 2)}
-    expected = [*vit.blocks[1].parameters(), *vit.blocks[2].parameters(), *vit.norm.parameters()]
+    expected = [*vit.trunk.blocks[1].parameters(), *vit.trunk.blocks[2].parameters(), *vit.trunk.norm.parameters()]
     assert chosen == {id(p) for p in expected}
     assert len(trainable_parameters(vit, "full", 1)) == len(list(vit.parameters()))
 

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from omnissl.registry import ENCODERS
+from omnissl.transformer import TransformerTrunk
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 
 
@@ -103,20 +104,14 @@ class VisionTransformer(TokenEncoder):
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
         self.normalize = InputNormalize(mean, std)
-        self.patch_size, self.in_channels, self.pool = patch_size, in_channels, pool
+        self.patch_size, self.in_channels = patch_size, in_channels
         self.num_patches = (image_size // patch_size) ** 2
         self.embed_dim = dim
         self.patch_embed = nn.Conv2d(in_channels, dim, patch_size, patch_size)
         self.position = nn.Parameter(torch.zeros(1, self.num_patches, dim))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.blocks = nn.ModuleList([
-            nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, activation="gelu",
-                                       batch_first=True, norm_first=True)
-            for _ in range(depth)
-        ])
-        self.norm = nn.LayerNorm(dim)
+        self.trunk = TransformerTrunk(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, dropout=dropout,
+                                      pool=pool)
         nn.init.trunc_normal_(self.position, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def positions(self, grid_h: int, grid_w: int) -> Tensor:
         """Position embeddings ``(1, grid_h·grid_w, D)``; bicubically resized when the grid differs from the one
@@ -135,20 +130,7 @@ class VisionTransformer(TokenEncoder):
         return TokenSequence(tokens=tokens + self.positions(grid_h, grid_w))
 
     def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
-        tokens = sequence.tokens
-        x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        padding = sequence.padding_mask
-        if padding is not None:
-            padding = torch.cat([padding.new_zeros(padding.shape[0], 1), padding], dim=1)
-        hidden = []
-        for block in self.blocks:
-            x = block(x, src_key_padding_mask=padding)
-            if return_hidden_states:
-                hidden.append(x[:, 1:])
-        x = self.norm(x)
-        pooled = x[:, 0] if self.pool == "cls" else x[:, 1:].mean(dim=1)
-        return EncoderOutput(pooled=pooled, tokens=x[:, 1:], padding_mask=sequence.padding_mask,
-                             hidden_states=hidden if return_hidden_states else None)
+        return self.trunk(sequence, return_hidden_states=return_hidden_states)
 
     def reconstruction_target(self, x: Tensor) -> Tensor:
         """Pixel patches ``(B, N, p·p·C)`` in the normalised input space."""

@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from omnissl.registry import ENCODERS
+from omnissl.transformer import TransformerTrunk, masked_mean
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
-from omnissl_speech.features import LogMel, as_audio, masked_mean
+from omnissl_speech.features import LogMel, as_audio
 
 
 class Wav2Vec2Encoder(Encoder):
@@ -123,12 +124,8 @@ class SpectrogramTransformer(TokenEncoder):
         self.reconstruction_dim = freq_patch * time_patch  # read by the core MAE for its decoder's output size
         self.patch_embed = nn.Linear(freq_patch * time_patch, dim)
         self.band_position = nn.Parameter(torch.zeros(1, 1, self.bands, dim))
-        self.blocks = nn.ModuleList([
-            nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, activation="gelu",
-                                       batch_first=True, norm_first=True)
-            for _ in range(depth)
-        ])
-        self.norm = nn.LayerNorm(dim)
+        self.trunk = TransformerTrunk(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, dropout=dropout,
+                                      pool="mean")
         nn.init.trunc_normal_(self.band_position, std=0.02)
 
     def patches(self, x: Any) -> tuple[Tensor, Tensor]:
@@ -155,17 +152,10 @@ class SpectrogramTransformer(TokenEncoder):
         return TokenSequence(tokens=tokens.reshape(b, n, -1), padding_mask=padding)
 
     def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
-        x, padding = sequence.tokens, sequence.padding_mask
+        padding = sequence.padding_mask
         if padding is not None and bool(padding.all(dim=1).any()):
             raise ValueError("an utterance has no valid token: every patch is padding")
-        hidden = []
-        for block in self.blocks:
-            x = block(x, src_key_padding_mask=padding)
-            if return_hidden_states:
-                hidden.append(x)
-        x = self.norm(x)
-        return EncoderOutput(pooled=masked_mean(x, padding), tokens=x, padding_mask=padding,
-                             hidden_states=hidden if return_hidden_states else None)
+        return self.trunk(sequence, return_hidden_states=return_hidden_states)
 
     def reconstruction_target(self, x: Any) -> Tensor:
         return self.patches(x)[0]

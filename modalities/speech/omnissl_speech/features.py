@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from omnissl.transformer import masked_mean
+
 
 def as_audio(x: Any) -> tuple[Tensor, Tensor]:
     """Modality input → ``wave (B, T)`` float32 and ``padding_mask (B, T)`` bool (True = padding)."""
@@ -26,14 +28,6 @@ def as_audio(x: Any) -> tuple[Tensor, Tensor]:
     if padding is None:
         padding = torch.zeros(wave.shape, dtype=torch.bool, device=wave.device)
     return wave, padding.bool()
-
-
-def masked_mean(tokens: Tensor, padding: Tensor | None) -> Tensor:
-    """Mean over valid steps: ``tokens (B, N, D)``, ``padding (B, N)`` True = pad → ``(B, D)``."""
-    if padding is None:
-        return tokens.mean(dim=1)
-    keep = (~padding).unsqueeze(-1).to(tokens.dtype)
-    return (tokens * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
 
 
 class LogMel(nn.Module):

@@ -23,7 +23,7 @@ from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 from omnissl_speech.encoders import Wav2Vec2Encoder
-from omnissl_speech.features import masked_mean
+from omnissl.transformer import masked_mean
 
 
 def sample_mask_indices(frame_pad: Tensor, *, mask_prob: float, mask_length: int, min_masks: int = 1) -> Tensor:

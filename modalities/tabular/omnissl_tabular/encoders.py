@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from omnissl.registry import ENCODERS
+from omnissl.transformer import TransformerTrunk
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 
 
@@ -95,17 +96,12 @@ class FTTransformer(TokenEncoder):
         self.embedding = nn.Embedding(max(1, sum(self.cardinalities)), dim)
         self.register_buffer("offsets", _offsets(self.cardinalities), persistent=False)
         self.bias = nn.Parameter(torch.empty(self.num_tokens, dim))
-        self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
-        for parameter in (self.numeric_weight, self.bias, self.cls_token):
+        self.trunk = TransformerTrunk(dim=dim, depth=depth, heads=heads, mlp_ratio=ffn_ratio, dropout=dropout,
+                                      pool="cls")
+        for parameter in (self.numeric_weight, self.bias, self.trunk.cls_token):
             # the paper's tokenizer init: U(-1/√d, 1/√d)
             nn.init.uniform_(parameter, -dim ** -0.5, dim ** -0.5)
         nn.init.uniform_(self.embedding.weight, -dim ** -0.5, dim ** -0.5)
-        self.blocks = nn.ModuleList([
-            nn.TransformerEncoderLayer(dim, heads, int(dim * ffn_ratio), dropout, activation="gelu",
-                                       batch_first=True, norm_first=True)
-            for _ in range(depth)
-        ])
-        self.norm = nn.LayerNorm(dim)
 
     def tokenize(self, x: dict[str, Tensor]) -> TokenSequence:
         numeric, categorical = _inputs(x, self.num_numeric, len(self.cardinalities))
@@ -120,19 +116,7 @@ class FTTransformer(TokenEncoder):
         return max([1, *self.cardinalities])
 
     def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
-        tokens = sequence.tokens
-        x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        padding = sequence.padding_mask
-        if padding is not None:
-            padding = torch.cat([padding.new_zeros(padding.shape[0], 1), padding], dim=1)
-        hidden = []
-        for block in self.blocks:
-            x = block(x, src_key_padding_mask=padding)
-            if return_hidden_states:
-                hidden.append(x[:, 1:])
-        x = self.norm(x)
-        return EncoderOutput(pooled=x[:, 0], tokens=x[:, 1:], padding_mask=sequence.padding_mask,
-                             hidden_states=hidden if return_hidden_states else None)
+        return self.trunk(sequence, return_hidden_states=return_hidden_states)
 
     def reconstruction_target(self, x: dict[str, Tensor]) -> Tensor:
         numeric, categorical = _inputs(x, self.num_numeric, len(self.cardinalities))

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.registry import ENCODERS
+from omnissl.transformer import TransformerTrunk, masked_mean
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 
 Normalize = Literal["none", "series"]
@@ -40,13 +41,6 @@ def normalize_series(values: Tensor, padding: Tensor, eps: float = 1e-5) -> Tens
 def masked_max(tokens: Tensor, padding: Tensor) -> Tensor:
     """``(B, N, D)`` → ``(B, D)``: max over non-padded steps."""
     return tokens.masked_fill(padding.unsqueeze(-1), float("-inf")).amax(dim=1)
-
-
-def masked_mean(tokens: Tensor, padding: Tensor | None) -> Tensor:
-    if padding is None:
-        return tokens.mean(dim=1)
-    keep = (~padding).unsqueeze(-1).to(tokens.dtype)
-    return (tokens * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1)
 
 
 class SamePadConv(nn.Module):
@@ -146,12 +140,8 @@ class PatchTransformer(TokenEncoder):
         self.reconstruction_dim = patch_size * in_channels  # P of reconstruction_target (MAE reads it)
         self.patch_embed = nn.Linear(in_channels * patch_size, dim)
         self.position = nn.Parameter(torch.zeros(1, self.num_patches, dim))
-        self.blocks = nn.ModuleList([
-            nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, activation="gelu",
-                                       batch_first=True, norm_first=True)
-            for _ in range(depth)
-        ])
-        self.norm = nn.LayerNorm(dim)
+        self.trunk = TransformerTrunk(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, dropout=dropout,
+                                      pool="mean")
         nn.init.trunc_normal_(self.position, std=0.02)
 
     def patches(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -176,18 +166,7 @@ class PatchTransformer(TokenEncoder):
         return TokenSequence(tokens=tokens, padding_mask=padding if bool(padding.any()) else None)
 
     def encode_tokens(self, sequence: TokenSequence, *, return_hidden_states: bool = False) -> EncoderOutput:
-        x, padding = sequence.tokens, sequence.padding_mask
-        attend = padding
-        if attend is not None:  # a row of only padding would give NaN attention: let it attend to itself
-            attend = attend & ~attend.all(dim=1, keepdim=True)
-        hidden = []
-        for block in self.blocks:
-            x = block(x, src_key_padding_mask=attend)
-            if return_hidden_states:
-                hidden.append(x)
-        x = self.norm(x)
-        return EncoderOutput(pooled=masked_mean(x, padding), tokens=x, padding_mask=padding,
-                             hidden_states=hidden if return_hidden_states else None)
+        return self.trunk(sequence, return_hidden_states=return_hidden_states)
 
     def reconstruction_target(self, x: Tensor) -> Tensor:
         return self.patches(x)[0]
