@@ -85,7 +85,8 @@ class PairedCollate:
                 "index": torch.as_tensor([s["index"] for s in samples])}
 
 
-@DATASETS.register("paired", modality="multimodal", description="pair registered datasets by label or index")
+@DATASETS.register("paired", modality="multimodal", description="pair registered datasets by label or index",
+                   example_params={"sources": {"image": {"name": "digits"}, "other": {"name": "digits"}}})
 def paired(*, sources: dict[str, dict[str, Any]], pair_by: Literal["label", "index"] = "label",
            data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
     """``sources`` maps a tower name to a dataset spec (``{name: mnist}``); tower names must match ``towers``."""

@@ -32,7 +32,7 @@ def _example_params(entry: Entry) -> dict[str, Any]:
     never opened)."""
     params = dict(entry.example_params or {})
     for p in entry.signature.parameters.values():
-        if p.default is p.empty and p.name not in _INJECTED and p.name not in params and "str" in str(p.annotation):
+        if p.default is p.empty and p.name not in _INJECTED and p.name not in params and str(p.annotation) in ("str", "<class 'str'>"):
             params[p.name] = "placeholder"
     return params
 

@@ -47,7 +47,7 @@ def test_runner_trains_on_real_cifar_and_writes_its_records(tmp_path: Path, data
     assert any("collapse/effective_rank" in r for r in records)
     assert any("knn_top1_k20" in r for r in records)
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert checkpoints == ["step_00000002.pt", "step_00000004.pt"]
+    assert checkpoints == ["best.pt", "step_00000002.pt", "step_00000004.pt"]  # best: by the k-NN monitor
     assert (tmp_path / "run" / "recipe.yaml").is_file()
 
 
