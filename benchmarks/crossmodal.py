@@ -54,7 +54,8 @@ def main() -> None:
                                                    indent=2))
     lines = ["# Cross-modal recipes", "",
              f"Command: `OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/crossmodal.py --minutes "
-             f"{args.minutes} --recipes {' '.join(args.recipes)}`", "",
+             f"{args.minutes} --eval-train {args.eval_train} --eval-test {args.eval_test} --recipes "
+             f"{' '.join(args.recipes)}`", "",
              f"Machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads. Pairs are "
              "label-derived (see the README). Retrieval on held-out test pairs; zero-shot classes from train pairs.",
              ""]
