@@ -89,7 +89,22 @@ class GIN(GraphEncoder):
         return outputs
 
 
-class GCN(GraphEncoder):
+class ConvStack(GraphEncoder):
+    """Node-level encoders: ``convs[i]`` then ``acts[i]``, dropout before every layer but the first."""
+
+    convs: nn.ModuleList
+    acts: nn.ModuleList
+    dropout: nn.Dropout
+
+    def layer_outputs(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
+        outputs = []
+        for i, (conv, act) in enumerate(zip(self.convs, self.acts)):
+            x = act(conv(self.dropout(x) if i else x, edge_index))
+            outputs.append(x)
+        return outputs
+
+
+class GCN(ConvStack):
     """GCN (Kipf & Welling, ICLR 2017) stack ``act(GCNConv)`` as in GRACE/DGI; dims ``in → hidden… → out``."""
 
     def __init__(self, *, in_dim: int, dims: tuple[int, ...], activation: str, readout: Readout, jumping: bool,
@@ -101,15 +116,8 @@ class GCN(GraphEncoder):
         self.dropout = nn.Dropout(dropout)
         self.embed_dim = sum(dims) if jumping else dims[-1]
 
-    def layer_outputs(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
-        outputs = []
-        for i, (conv, act) in enumerate(zip(self.convs, self.acts)):
-            x = act(conv(self.dropout(x) if i else x, edge_index))
-            outputs.append(x)
-        return outputs
 
-
-class GAT(GraphEncoder):
+class GAT(ConvStack):
     """GAT (Veličković et al., ICLR 2018) as GraphMAE's encoder: ``layers`` × GATConv with ``heads`` heads
     concatenated (each ``hidden/heads`` wide), ELU/PReLU between, residual linear, attention dropout."""
 
@@ -126,13 +134,6 @@ class GAT(GraphEncoder):
         self.acts = nn.ModuleList([_ACT[activation]() for _ in range(layers)])
         self.dropout = nn.Dropout(dropout)
         self.embed_dim = hidden * layers if jumping else hidden
-
-    def layer_outputs(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
-        outputs = []
-        for i, (conv, act) in enumerate(zip(self.convs, self.acts)):
-            x = act(conv(self.dropout(x) if i else x, edge_index))
-            outputs.append(x)
-        return outputs
 
 
 @ENCODERS.register("gin", modality="graph", description="GIN with readout over layers (InfoGraph/GraphCL)")
