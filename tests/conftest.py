@@ -21,3 +21,13 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.fail(f"data root {root} not found: set OMNISSL_DATA_DIR to the shared datasets folder")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():  # noqa: ANN201 - a generator fixture
+    """One intra-op thread for modules of tiny convolutions: on an oversubscribed CPU two spinning OpenMP threads
+    make them ~10× slower. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -24,13 +24,7 @@ from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, load
 from omnissl.types import TokenEncoder, ViewSet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two spinning OpenMP threads make tiny convs ~10× slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 HEADER = """# a comment

@@ -15,12 +15,7 @@ from omnissl.objectives.cpc import build_cpc, cpc_loss
 from omnissl.types import Encoder, EncoderOutput, ViewSet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FrameEncoder(Encoder):
