@@ -62,6 +62,9 @@ class Tower(Strict):
 class TrainConfig(Strict):
     steps: int = Field(1000, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="stop early when this wall-clock budget is spent")
+    max_cpu_minutes: float | None = Field(
+        None, gt=0, description="stop early when this process has used this much CPU time (all its threads summed): "
+        "a budget that stays fair when other jobs share the machine")
     batch_size: int = Field(256, ge=1)
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps per optimizer step")
     optimizer: Literal["adamw", "sgd", "lars"] = "adamw"

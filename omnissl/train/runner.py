@@ -48,6 +48,7 @@ class TrainResult:
     seconds: float
     samples_per_second: float
     stopped_because: str
+    cpu_seconds: float = 0.0
     last_logs: dict[str, float] = field(default_factory=dict)
 
 
@@ -187,7 +188,7 @@ class Trainer:
         knn = KnnMonitor(self.assembled, self.device, config) if config.knn_every and self.dist.is_main else None
         monitor = CollapseMonitor()
         previous_handlers = self._install_signal_handlers()
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         samples_total, stopped_because, last_logs, best_knn = 0, "steps", {}, float("-inf")
         bar = progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
         try:
@@ -226,7 +227,9 @@ class Trainer:
                 bar.update(1)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_checkpoint()
-                out_of_time = config.max_minutes is not None and time.perf_counter() - began > config.max_minutes * 60
+                out_of_time = (config.max_minutes is not None and time.perf_counter() - began > config.max_minutes * 60
+                               or config.max_cpu_minutes is not None
+                               and time.process_time() - cpu_began > config.max_cpu_minutes * 60)
                 if all_agree(out_of_time or self._stop_signal is not None, self.dist, self.device):
                     stopped_because = self._stop_signal or "time budget"
                     break
@@ -243,6 +246,7 @@ class Trainer:
         seconds = time.perf_counter() - began
         return TrainResult(run_dir=self.run_dir, steps_done=self.step, seconds=seconds,
                            samples_per_second=samples_total / max(seconds, 1e-9), stopped_because=stopped_because,
+                           cpu_seconds=time.process_time() - cpu_began,
                            last_logs=last_logs)
 
     def _handle_nonfinite(self, output: Any, writer: MetricsWriter) -> None:

@@ -51,6 +51,17 @@ def test_runner_trains_on_real_cifar_and_writes_its_records(tmp_path: Path, data
     assert (tmp_path / "run" / "recipe.yaml").is_file()
 
 
+def test_cpu_time_budget_stops_the_run_and_saves_a_checkpoint(tmp_path: Path, data_root: Path) -> None:
+    # 0.002 CPU-minutes (0.12 s) is spent by the first step of even this tiny model, so the run stops after one
+    # step, with a checkpoint, instead of running its 1000 planned steps.
+    assembled = assemble(_recipe(data_root, steps=1000, max_cpu_minutes=0.002, checkpoint_every=0), root=data_root)
+    result = Trainer(assembled, tmp_path / "run").fit()
+    assert result.stopped_because == "time budget"
+    assert 1 <= result.steps_done < 1000
+    assert result.cpu_seconds >= 0.12
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == [f"step_{result.steps_done:08d}.pt"]
+
+
 def test_existing_run_directory_is_never_overwritten(tmp_path: Path, data_root: Path) -> None:
     run = tmp_path / "run"
     Trainer(assemble(_recipe(data_root, steps=2), root=data_root), run).fit()
