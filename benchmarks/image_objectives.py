@@ -15,6 +15,7 @@ one MAE step at mask ratio 0.75 against the same ViT run on all tokens).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import platform
@@ -26,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Subset
 
 from omnissl.assemble import assemble, random_init_encoders
 from omnissl.config import Recipe, dump_recipe, load_recipe
 from omnissl.data import training_loader
 from omnissl.eval.protocol import EvalRow, evaluate
 from omnissl.train.runner import Trainer, read_metrics
-from omnissl.types import ViewSet
+from omnissl.types import DataBundle, ViewSet
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,6 +53,8 @@ def calibrate(recipe: Recipe, *, steps: int = 2) -> float:
     other jobs share the machine."""
     assembled = assemble(recipe)
     objective, policy = assembled.objective, assembled.policies["main"]
+    if recipe.train.channels_last:  # as the Trainer does
+        objective.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6)
     loader = iter(training_loader(assembled.bundle.train, assembled.bundle, batch_size=recipe.train.batch_size,
                                   seed=0, start_batch=0, num_workers=0))
@@ -79,6 +83,15 @@ def row_json(row: EvalRow) -> dict[str, Any]:
     return {"knn": row.knn, "probe_mean": row.probe["mean"], "probe_std": row.probe["std"], "dim": row.feature_dim}
 
 
+def validation_bundle(bundle: DataBundle) -> DataBundle:
+    """For choosing recipe settings without touching CIFAR-10 test: a seeded 80/20 split of the 10k train subset
+    (stored sorted by class, hence the shuffle) gives the k-NN memory / probe train set and the queries (seen
+    unlabelled during pretraining, never as labels)."""
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(0)).tolist()  # type: ignore[arg-type]
+    cut = len(order) * 4 // 5
+    return replace(bundle, train=Subset(bundle.train, order[:cut]), test=Subset(bundle.train, order[cut:]))
+
+
 def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any]) -> dict[str, Any]:
     budget_s = args.minutes * 60
     load_at_start = os.getloadavg()[0]
@@ -99,12 +112,13 @@ def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any])
     losses = [r["loss"] for r in metrics if "loss" in r]
     device = torch.device("cpu")
     towers = assembled.objective.towers
-    report = evaluate({method: towers["main"]}, assembled.bundle, recipe.eval, device=device,
+    eval_bundle = validation_bundle(assembled.bundle) if args.validation else assembled.bundle
+    report = evaluate({method: towers["main"]}, eval_bundle, recipe.eval, device=device,
                       dataset_name="cifar10", include_raw=False)
     key = json.dumps(recipe.encoder.model_dump() if recipe.encoder else {}, sort_keys=True)
     if key not in baselines:
         random_enc = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)["main"]
-        base_report = evaluate({"random init": random_enc}, assembled.bundle, recipe.eval, device=device,
+        base_report = evaluate({"random init": random_enc}, eval_bundle, recipe.eval, device=device,
                                dataset_name="cifar10", include_raw="raw" not in baselines)
         for row in base_report.rows:
             name = "raw" if row.name == "raw input" else key
@@ -152,6 +166,9 @@ def markdown(results: list[dict[str, Any]], baselines: dict[str, Any], args: arg
         name = "raw pixels" if key == "raw" else f"random init ({_encoder_label(b['encoder'])})"
         lines.append(f"| {name} | – | 0 | – | {100 * b['knn']['k=20']:.2f} | {100 * b['knn']['k=200']:.2f} | "
                      f"{100 * b['probe_mean']:.2f} ± {100 * b['probe_std']:.2f} | – | – |")
+    if getattr(args, "validation", False):
+        lines += ["", "**Validation split, not test:** k-NN memory / probe train = the first 8k of the 10k train subset, "
+                  "queries = its last 2k. Used to choose recipe settings."]
     lines += ["", f"Budget: {args.minutes} CPU-minutes of pretraining per method, counted as this process's CPU time "
               "(`time.process_time`, all threads summed) and enforced by `train.max_cpu_minutes`, so a run that shares "
               "the machine gets the same compute, only later. The LR schedule is fitted to the budget by a short timed "
@@ -217,7 +234,8 @@ def merge(args: argparse.Namespace) -> None:
             baselines.setdefault(key, row)
     args.minutes, args.threads = settings.pop()
     command = " ; ".join(p["command"] for p in parts) + f" ; benchmarks/image_objectives.py --merge {' '.join(args.merge)}"
-    payload = {"minutes": args.minutes, "threads": args.threads, "command": command, "results": results,
+    payload = {"minutes": args.minutes, "threads": args.threads,
+               "validation": any(p.get("validation", False) for p in parts), "command": command, "results": results,
                "baselines": baselines}
     (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     (RESULTS / f"{args.name}.md").write_text(markdown(results, baselines, args, command), encoding="utf-8")
@@ -238,6 +256,8 @@ def main() -> None:
     parser.add_argument("--mae-timing", action="store_true", help="only time MAE (ratio 0.75) vs all tokens")
     parser.add_argument("--timing-steps", type=int, default=5)
     parser.add_argument("--rewrite-md", action="store_true", help="only rewrite the Markdown from the JSON")
+    parser.add_argument("--validation", action="store_true", help="evaluate on a validation split of the train "
+                        "subset (8k memory / 2k queries) instead of test: for choosing recipe settings")
     parser.add_argument("--merge", nargs="*", default=None, metavar="STEM",
                         help="combine the JSON of runs made in parallel (e.g. one method per process) into --name")
     args = parser.parse_args()
@@ -264,7 +284,7 @@ def main() -> None:
         r = results[-1]
         print(f"{method}: {r['steps_done']} steps, k-NN@200 {100 * r['knn']['k=200']:.2f}, probe "
               f"{100 * r['probe_mean']:.2f} ({time.perf_counter() - began:.0f}s incl. eval)", flush=True)
-        payload = {"minutes": args.minutes, "threads": args.threads, "command": " ".join(sys.argv),
+        payload = {"minutes": args.minutes, "threads": args.threads, "validation": args.validation, "command": " ".join(sys.argv),
                    "results": results, "baselines": baselines}
         (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
         (RESULTS / f"{args.name}.md").write_text(markdown(results, baselines, args, payload["command"]),

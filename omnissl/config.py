@@ -89,6 +89,9 @@ class TrainConfig(Strict):
     max_nonfinite_skips: int = Field(10, ge=0)
     stop_on_collapse: bool = False
     compile: bool = False
+    channels_last: bool = Field(
+        False, description="store 4-D (conv) weights channels-last: the faster layout for convolutions on CPU "
+        "(oneDNN) and on GPU tensor cores; a no-op for models without conv layers")
 
 
 class EvalConfig(Strict):

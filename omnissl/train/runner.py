@@ -74,6 +74,8 @@ class Trainer:
         if self.dist.is_main:
             prepare_run_dir(self.run_dir, resume=resume or checkpoint is not None)
         self.objective = assembled.objective.to(self.device)
+        if self.config.channels_last:  # only 4-D parameters change layout; conv outputs follow their weights
+            self.objective.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.objective
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None

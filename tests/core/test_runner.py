@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from omnissl.assemble import assemble
 from omnissl.config import recipe_from_dict
@@ -60,6 +61,19 @@ def test_cpu_time_budget_stops_the_run_and_saves_a_checkpoint(tmp_path: Path, da
     assert 1 <= result.steps_done < 1000
     assert result.cpu_seconds >= 0.12
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == [f"step_{result.steps_done:08d}.pt"]
+
+
+def test_channels_last_changes_the_conv_weight_layout_not_the_losses(tmp_path: Path, data_root: Path) -> None:
+    losses = {}
+    for layout in (False, True):
+        trainer = Trainer(assemble(_recipe(data_root, steps=2, channels_last=layout), root=data_root),
+                          tmp_path / f"run-{layout}")
+        convs = [p for p in trainer.objective.parameters() if p.dim() == 4]
+        channels_last = [p.is_contiguous(memory_format=torch.channels_last) for p in convs]
+        assert all(channels_last) if layout else not all(channels_last)  # 1×1 kernels are both layouts at once
+        trainer.fit()
+        losses[layout] = [r["loss"] for r in read_metrics(tmp_path / f"run-{layout}") if "loss" in r]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
 
 
 def test_existing_run_directory_is_never_overwritten(tmp_path: Path, data_root: Path) -> None:
