@@ -1,0 +1,48 @@
+"""The image benchmark's helpers that decide what a published number means: the validation split used to choose
+recipe settings never contains a test image, and merging parallel runs refuses parts with different budgets."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from omnissl.types import DataBundle
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("image_objectives", ROOT / "benchmarks" / "image_objectives.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_validation_split_is_a_disjoint_shuffle_of_train_only(bench) -> None:
+    train = TensorDataset(torch.arange(100), torch.arange(100) // 10)  # sorted by class, like the stored subset
+    test = TensorDataset(torch.arange(1000, 1050), torch.zeros(50, dtype=torch.long))
+    bundle = DataBundle(train=train, test=test, collate=lambda rows: rows)
+    split = bench.validation_bundle(bundle)
+    memory = {int(split.train[i][0]) for i in range(len(split.train))}
+    queries = {int(split.test[i][0]) for i in range(len(split.test))}
+    assert len(memory) == 80 and len(queries) == 20
+    assert memory.isdisjoint(queries) and memory | queries == set(range(100))  # nothing from test, nothing lost
+    assert len({int(split.test[i][1]) for i in range(len(split.test))}) > 3  # shuffled: queries span classes
+    assert bench.validation_bundle(bundle).test.indices == split.test.indices  # seeded
+
+
+def test_merge_refuses_parts_with_different_budgets(bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    for stem, minutes in [("a", 12.0), ("b", 6.0)]:
+        (tmp_path / f"{stem}.json").write_text(json.dumps(
+            {"minutes": minutes, "threads": 1, "command": stem, "results": [], "baselines": {}}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="differ in"):
+        bench.merge(argparse.Namespace(merge=["a", "b"], name="merged"))
+    assert not (tmp_path / "merged.json").exists()
