@@ -2,8 +2,9 @@
 CIFAR-10 10k subset, then the shared protocol (k-NN top-1 at k=20/200 with the 10k train images as memory, linear
 probe mean ± std over seeds) on CIFAR-10 test, beside the raw-pixel and random-init baselines (once per
 architecture). The LR/momentum schedules are fitted to the budget: a short timed calibration (outside the budget)
-gives the step time, and ``train.steps`` is set so the run ends when the budget does (``train.max_minutes`` is also
-set as a hard cap).
+gives the step time, and ``train.steps`` is set so the run ends when the budget does (``train.max_cpu_minutes`` is
+also set as a hard cap). ``--validation`` evaluates on a split of the train subset instead of test, for choosing
+settings; ``--variant`` runs a recipe variant (e.g. ``--methods dino --variant vit``).
 
     OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python benchmarks/image_objectives.py --minutes 12 --threads 1
     OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python benchmarks/image_objectives.py --mae-timing
@@ -42,8 +43,8 @@ METHODS = ["simclr", "moco_v2", "moco_v3", "byol", "simsiam", "barlow_twins", "v
            "mae"]
 
 
-def recipe_for(method: str, extra: list[str]) -> Recipe:
-    return load_recipe(ROOT / "recipes" / "image" / f"{method}.yaml", extra)
+def recipe_for(method: str, extra: list[str], variant: str | None = None) -> Recipe:
+    return load_recipe(ROOT / "recipes" / "image" / f"{method}.yaml", extra, variant=variant)
 
 
 def calibrate(recipe: Recipe, *, steps: int = 2) -> float:
@@ -95,7 +96,7 @@ def validation_bundle(bundle: DataBundle) -> DataBundle:
 def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any]) -> dict[str, Any]:
     budget_s = args.minutes * 60
     load_at_start = os.getloadavg()[0]
-    base = recipe_for(method, args.override + eval_overrides(args))
+    base = recipe_for(method, args.override + eval_overrides(args), args.variant)
     step_s = calibrate(base)
     steps = max(5, int(budget_s * 0.97 / step_s))
     warmup = min(base.train.warmup_steps, steps // 10)
@@ -103,7 +104,7 @@ def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any])
         f"train.steps={steps}", f"train.warmup_steps={warmup}", "train.max_minutes=null",
         f"train.max_cpu_minutes={args.minutes}",
         "train.knn_every=0", "train.checkpoint_every=0", "train.log_every=5", "train.monitor_every=10"]
-    recipe = recipe_for(method, args.override + overrides)
+    recipe = recipe_for(method, args.override + overrides, args.variant)
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{method}-"))
     assembled = assemble(recipe)
     result = Trainer(assembled, run_dir / "run").fit()
@@ -124,7 +125,7 @@ def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any])
             name = "raw" if row.name == "raw input" else key
             baselines[name] = {**row_json(row), "encoder": recipe.encoder.model_dump() if row.name != "raw input"
                                else "flattened pixels", "test_samples": base_report.test_samples}
-    return {"method": method, "load_average_at_start": load_at_start, "encoder": recipe.encoder.model_dump() if recipe.encoder else None,
+    return {"method": method, "variant": args.variant, "load_average_at_start": load_at_start, "encoder": recipe.encoder.model_dump() if recipe.encoder else None,
             "budget_minutes": args.minutes, "calibrated_step_s": step_s, "planned_steps": steps,
             "steps_done": result.steps_done, "train_seconds": result.seconds, "train_cpu_seconds": result.cpu_seconds,
             "images_per_s": result.samples_per_second, "stopped_because": result.stopped_because,
@@ -147,33 +148,35 @@ def _encoder_label(spec: dict[str, Any]) -> str:
 def markdown(results: list[dict[str, Any]], baselines: dict[str, Any], args: argparse.Namespace,
              command: str) -> str:
     lines = [f"# Image objectives on CIFAR-10 (10k-image train subset), {args.minutes} CPU-minute(s) per method",
-             "", "Commands (the training runs went two at a time, one process per core; the last line merges their tables):", "", "```",
+             "", "Commands (the training runs went at most two at a time, one process per core; the last line merges their tables):", "", "```",
              *(f"OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python {part}" for part in command.split(" ; ")),
              "```", "",
              f"Machine: {platform.processor() or platform.machine()}, torch threads {args.threads}; "
              f"k-NN memory/probe train = {results[0]['train_samples'] if results else '?'} train images, queries = "
              f"{results[0]['test_samples'] if results else '?'} test images.", "",
-             "| method | encoder | steps | images/s | k-NN@20 | k-NN@200 | linear probe (mean ± std) | emb. std (ideal) | eff. rank |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| method | encoder | steps | train CPU s | images/s | k-NN@20 | k-NN@200 | linear probe (mean ± std) | emb. std (ideal) | eff. rank |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         c = r["collapse"]
         std = f"{_num(c.get('embedding_std'), '.4f')} ({_num(c.get('embedding_std_ideal'), '.4f')})"
-        lines.append(f"| {r['method']} | {_encoder_label(r['encoder'])} | {r['steps_done']} | {r['images_per_s']:.0f} | "
+        label = r["method"] + (f" (--variant {r['variant']})" if r.get("variant") else "")
+        lines.append(f"| {label} | {_encoder_label(r['encoder'])} | {r['steps_done']} | {_num(r.get('train_cpu_seconds'), '.0f')} | {r['images_per_s']:.0f} | "
                      f"{100 * r['knn']['k=20']:.2f} | {100 * r['knn']['k=200']:.2f} | "
                      f"{100 * r['probe_mean']:.2f} ± {100 * r['probe_std']:.2f} | {std} | "
                      f"{_num(c.get('effective_rank'), '.1f')} |")
     for key, b in baselines.items():
         name = "raw pixels" if key == "raw" else f"random init ({_encoder_label(b['encoder'])})"
-        lines.append(f"| {name} | – | 0 | – | {100 * b['knn']['k=20']:.2f} | {100 * b['knn']['k=200']:.2f} | "
+        lines.append(f"| {name} | – | 0 | – | – | {100 * b['knn']['k=20']:.2f} | {100 * b['knn']['k=200']:.2f} | "
                      f"{100 * b['probe_mean']:.2f} ± {100 * b['probe_std']:.2f} | – | – |")
     if getattr(args, "validation", False):
-        lines += ["", "**Validation split, not test:** k-NN memory / probe train = the first 8k of the 10k train subset, "
-                  "queries = its last 2k. Used to choose recipe settings."]
+        lines += ["", "**Validation split, not test:** a seeded 80/20 shuffle of the 10k train subset gives the k-NN "
+                  "memory / probe train set (8k) and the queries (2k). Used to choose recipe settings."]
     lines += ["", f"Budget: {args.minutes} CPU-minutes of pretraining per method, counted as this process's CPU time "
               "(`time.process_time`, all threads summed) and enforced by `train.max_cpu_minutes`, so a run that shares "
               "the machine gets the same compute, only later. The LR schedule is fitted to the budget by a short timed "
-              "calibration. Evaluation is outside the budget. Collapse-monitor values are the last ones logged "
-              "(every 10 steps)."]
+              "calibration (outside the budget); where it over-estimates the step time, a run ends before its budget "
+              "is spent (train CPU s below the budget). Evaluation is outside the budget. Collapse-monitor values are "
+              "the last ones logged (every 10 steps)."]
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +236,7 @@ def merge(args: argparse.Namespace) -> None:
         for key, row in p["baselines"].items():
             baselines.setdefault(key, row)
     args.minutes, args.threads = settings.pop()
-    command = " ; ".join(p["command"] for p in parts) + f" ; benchmarks/image_objectives.py --merge {' '.join(args.merge)}"
+    command = " ; ".join(p["command"] for p in parts) + f" ; benchmarks/image_objectives.py --merge {' '.join(args.merge)} --name {args.name}"
     payload = {"minutes": args.minutes, "threads": args.threads,
                "validation": any(p.get("validation", False) for p in parts), "command": command, "results": results,
                "baselines": baselines}
@@ -247,6 +250,7 @@ def main() -> None:
                         help="pretraining budget per method in CPU minutes (process CPU time, all threads summed)")
     parser.add_argument("--override", nargs="*", default=[], help="recipe overrides (for every method)")
     parser.add_argument("--methods", nargs="*", default=METHODS)
+    parser.add_argument("--variant", default=None, help="a recipe variant (e.g. dino's 'vit'), for every method")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--probe-seeds", type=int, default=3)
     parser.add_argument("--eval-train", type=int, default=None, help="limit the k-NN memory / probe train set")
