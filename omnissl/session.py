@@ -57,11 +57,12 @@ def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
     given = recipe.model_dump()
     for section in (saved, given):
         section["train"].pop("steps")
-        section["train"].pop("max_minutes")
+        for budget in ("max_minutes", "max_cpu_minutes"):
+            section["train"].pop(budget)
     if saved != given:
         changed = sorted(k for k in given if given[k] != saved.get(k))
         raise ConfigError(f"--resume: the recipe differs from {saved_path} in: {', '.join(changed)} "
-                          f"(only train.steps and train.max_minutes may change when resuming)")
+                          f"(only train.steps, train.max_minutes and train.max_cpu_minutes may change when resuming)")
 
 
 def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | Path | None = None,

@@ -92,6 +92,10 @@ def test_resume_with_a_changed_recipe_is_refused(tmp_path: Path) -> None:
     changed = _cli("train", str(DEMO), "--run-dir", str(run), "--resume", "train.steps=4", *TINY,
                    "objective.temperature=0.9")
     assert changed.returncode == 2 and "differs" in changed.stderr and "objective" in changed.stderr
+    longer = _cli("train", str(DEMO), "--run-dir", str(run), "--resume", "--no-eval", "train.steps=3", *TINY,
+                  "train.max_minutes=30", "train.max_cpu_minutes=30")  # the budgets may grow
+    assert longer.returncode == 0, longer.stderr
+    assert max(r["step"] for r in read_metrics(run) if "loss" in r) == 3
 
 
 def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(tmp_path: Path) -> None:
