@@ -22,8 +22,8 @@ CASES = {
         "data.max_train=256", "encoder.width=8", "objective.hidden_dim=32", "objective.projection_dim=16",
         "objective.queue_size=64", "train.batch_size=16"]),
     "dino_centre": ("recipes/image/dino.yaml", [
-        "data.max_train=256", "encoder.dim=32", "encoder.depth=1", "encoder.heads=2", "objective.out_dim=64",
-        "objective.hidden_dim=32", "objective.bottleneck_dim=16", "objective.warmup_teacher_steps=4",
+        "data.max_train=256", "encoder.width=8", "objective.out_dim=64", "objective.hidden_dim=32",
+        "objective.bottleneck_dim=16", "objective.teacher_temp=0.07", "objective.warmup_teacher_steps=4",
         "train.batch_size=8"]),
     "ts2vec_timeseries": ("recipes/timeseries/ts2vec.yaml", [
         "encoder.hidden_dim=16", "encoder.output_dim=32", "encoder.depth=3"]),
