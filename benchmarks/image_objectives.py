@@ -16,7 +16,6 @@ one MAE step at mask ratio 0.75 against the same ViT run on all tokens).
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ from omnissl.assemble import assemble, random_init_encoders
 from omnissl.config import Recipe, dump_recipe, load_recipe
 from omnissl.data import training_loader
 from omnissl.eval.protocol import EvalRow, evaluate
-from omnissl.train.runner import Trainer, read_metrics
-from omnissl.types import DataBundle, ViewSet
+from omnissl.train.runner import Trainer, place_for_training, read_metrics
+from omnissl.types import DataBundle
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -53,9 +53,8 @@ def calibrate(recipe: Recipe, *, steps: int = 2) -> float:
     CPU time (``time.process_time``: this process, all threads) rather than wall time, so the plan holds when
     other jobs share the machine."""
     assembled = assemble(recipe)
-    objective, policy = assembled.objective, assembled.policies["main"]
-    if recipe.train.channels_last:  # as the Trainer does
-        objective.to(memory_format=torch.channels_last)
+    objective = place_for_training(assembled.objective, recipe.train, torch.device("cpu"))
+    policy = assembled.policies["main"]
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6)
     loader = iter(training_loader(assembled.bundle.train, assembled.bundle, batch_size=recipe.train.batch_size,
                                   seed=0, start_batch=0, num_workers=0))

@@ -22,7 +22,7 @@ import torch
 from omnissl.assemble import assemble
 from omnissl.config import load_recipe
 from omnissl.train.optim import build_optimizer
-from omnissl.train.runner import Trainer, read_metrics
+from omnissl.train.runner import Trainer, place_for_training, read_metrics
 from omnissl.types import ViewSet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +47,7 @@ def loop_rate(overrides: list[str], steps: int, root: str | None) -> float:
 def bare_rate(overrides: list[str], steps: int, root: str | None) -> float:
     recipe = load_recipe(ROOT / "recipes/image/simclr.yaml", [*overrides, "train.batch_size=256"])
     assembled = assemble(recipe, synthetic=16)
-    objective = assembled.objective
-    if recipe.train.channels_last:  # as the Trainer does
-        objective.to(memory_format=torch.channels_last)
+    objective = place_for_training(assembled.objective, recipe.train, torch.device("cpu"))
     optimizer = build_optimizer(objective, recipe.train)
     size = recipe.augment.global_views.ops[0].model_dump()["size"]  # the crop the loop trains on
     views = ViewSet(global_views=[torch.rand(256, 3, size, size), torch.rand(256, 3, size, size)])

@@ -48,21 +48,24 @@ def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+RESUME_MAY_CHANGE = ("steps", "max_minutes", "max_cpu_minutes")  # the step and time budgets, nothing that shapes a step
+
+
 def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
-    """Resuming with a different recipe would silently change the run; only the step budget may differ."""
+    """Resuming with a different recipe would silently change the run; only the step and time budgets may differ."""
     saved_path = run_dir / "recipe.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"--resume: {saved_path} not found; is {run_dir} an omnissl run directory?")
     saved = load_recipe(saved_path).model_dump()
     given = recipe.model_dump()
     for section in (saved, given):
-        section["train"].pop("steps")
-        for budget in ("max_minutes", "max_cpu_minutes"):
-            section["train"].pop(budget)
+        for key in RESUME_MAY_CHANGE:
+            section["train"].pop(key)
     if saved != given:
         changed = sorted(k for k in given if given[k] != saved.get(k))
+        allowed = ", ".join(f"train.{key}" for key in RESUME_MAY_CHANGE)
         raise ConfigError(f"--resume: the recipe differs from {saved_path} in: {', '.join(changed)} "
-                          f"(only train.steps, train.max_minutes and train.max_cpu_minutes may change when resuming)")
+                          f"(only {allowed} may change when resuming)")
 
 
 def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | Path | None = None,

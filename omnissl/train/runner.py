@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from omnissl.assemble import Assembled
-from omnissl.config import dump_recipe
+from omnissl.config import TrainConfig, dump_recipe
 from omnissl.data import training_loader
 from omnissl.errors import OmnisslError, RunDirectoryError
 from omnissl.monitor import CollapseMonitor, collapse_stats
@@ -63,6 +63,16 @@ def prepare_run_dir(run_dir: Path, *, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def place_for_training(objective: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
+    """Move ``objective`` to ``device`` in the layout training uses: with ``train.channels_last`` only the 4-D
+    (conv) parameters change layout, and conv outputs follow their weights. Benchmarks that time steps outside the
+    Trainer call this too, so they time what the Trainer runs."""
+    objective = objective.to(device)
+    if config.channels_last:
+        objective.to(memory_format=torch.channels_last)
+    return objective
+
+
 class Trainer:
     def __init__(self, assembled: Assembled, run_dir: str | Path, *, resume: bool = False,
                  checkpoint: str | Path | None = None) -> None:
@@ -73,9 +83,7 @@ class Trainer:
         self.dist, self.device = init_distributed(self.config.device)
         if self.dist.is_main:
             prepare_run_dir(self.run_dir, resume=resume or checkpoint is not None)
-        self.objective = assembled.objective.to(self.device)
-        if self.config.channels_last:  # only 4-D parameters change layout; conv outputs follow their weights
-            self.objective.to(memory_format=torch.channels_last)
+        self.objective = place_for_training(assembled.objective, self.config, self.device)
         self.model: nn.Module = self.objective
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
