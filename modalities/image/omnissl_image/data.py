@@ -16,8 +16,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from omnissl.errors import DataError
+from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
+from omnissl_image.folder import class_index, load_split, scan_split
+from omnissl_image.readers import check_test_split, read_npz
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -73,28 +76,6 @@ def make_bundle(train: ImageTensorDataset, test: ImageTensorDataset | None, *, n
                       raw_features=flatten_pixels, description=description)
 
 
-def read_npz(path: Path) -> tuple[Tensor, Tensor]:
-    """``x`` uint8 ``(N, H, W, C)`` or ``(N, H, W)``, ``y`` ``(N,)`` → tensors ``(N, C, H, W)``, ``(N,)``."""
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            if "x" not in arrays or "y" not in arrays:
-                raise DataError(f"{path}: needs arrays 'x' and 'y', has {', '.join(arrays.files)}")
-            x, y = arrays["x"], arrays["y"]
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable .npz file ({error})") from error
-    if x.dtype != np.uint8:
-        raise DataError(f"{path}: 'x' must be uint8, got {x.dtype}")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise DataError(f"{path}: 'x' must be (N, H, W[, C]), got shape {x.shape}")
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"{path}: 'y' must be (N,) with N={len(x)}, got shape {y.shape}")
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y.astype(np.int64))
-
-
 def synthetic_images(count: int, *, channels: int, size: int, num_classes: int, seed: int) -> ImageTensorDataset:
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (count, channels, size, size), dtype=torch.uint8, generator=generator)
@@ -120,15 +101,26 @@ def seeded_split(images: Tensor, labels: Tensor, *, test_fraction: float, seed: 
 @DATASETS.register("image_npz", modality="image", description="images from .npz files (x uint8 HWC, y)")
 def image_npz(*, train: str, test: str | None = None, num_classes: int | None = None, data_root: Path = Path("."),
               synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths are relative to the data root (``$OMNISSL_DATA_DIR``) unless absolute."""
+    """Paths are read inside the data root (``$OMNISSL_DATA_DIR``, see :mod:`omnissl.paths`).
+
+    Labels are checked at load time (integers in ``0..num_classes-1``; test labels must occur in train; both files
+    one image layout), so a bad file fails here, not at evaluation after training.
+    """
     if synthetic is not None:
         classes = num_classes or 10
         fake = synthetic_images(synthetic, channels=3, size=32, num_classes=classes, seed=seed)
         return make_bundle(fake, fake, num_classes=classes, description="synthetic images")
-    train_x, train_y = read_npz(data_root / train)
-    test_set = ImageTensorDataset(*read_npz(data_root / test), source=test) if test else None
+    train_path = resolve_data_path(data_root, train, key="data.train")
+    train_x, train_y = read_npz(path=train_path, num_classes=num_classes)
+    test_set = None
+    if test:
+        test_path = resolve_data_path(data_root, test, key="data.test")
+        test_x, test_y = read_npz(path=test_path, num_classes=num_classes)
+        check_test_split(train_images=train_x, train_labels=train_y, train_path=train_path, test_images=test_x,
+                         test_labels=test_y, test_path=test_path)
+        test_set = ImageTensorDataset(test_x, test_y, source=str(test_path))
     classes = num_classes or int(train_y.max()) + 1
-    return make_bundle(ImageTensorDataset(train_x, train_y, source=train), test_set, num_classes=classes,
+    return make_bundle(ImageTensorDataset(train_x, train_y, source=str(train_path)), test_set, num_classes=classes,
                        description=f"{train} / {test}")
 
 
@@ -139,10 +131,11 @@ def cifar10(*, data_root: Path = Path("."), max_train: int | None = None, synthe
         fake = synthetic_images(synthetic, channels=3, size=32, num_classes=10, seed=seed)
         return make_bundle(fake, fake, num_classes=10, description="synthetic CIFAR-10", class_names=CIFAR10_CLASSES)
     folder = data_root / "cifar10"
-    train_x, train_y = read_npz(folder / "cifar10_train_10k.npz")
+    train_x, train_y = read_npz(path=folder / "cifar10_train_10k.npz", num_classes=10)
     if max_train is not None:
         train_x, train_y = train_x[:max_train], train_y[:max_train]
-    test = ImageTensorDataset(*read_npz(folder / "cifar10_test.npz"), source=str(folder / "cifar10_test.npz"))
+    test_path = folder / "cifar10_test.npz"
+    test = ImageTensorDataset(*read_npz(path=test_path, num_classes=10), source=str(test_path))
     return make_bundle(ImageTensorDataset(train_x, train_y, source=str(folder)), test, num_classes=10,
                        description="CIFAR-10 (10k train subset, full test)", class_names=CIFAR10_CLASSES)
 
@@ -155,7 +148,8 @@ def mnist(*, data_root: Path = Path("."), test_fraction: float = 0.2, synthetic:
         fake = synthetic_images(synthetic, channels=1, size=28, num_classes=10, seed=seed)
         return make_bundle(fake, fake, num_classes=10, description="synthetic MNIST")
     path = data_root / "mnist" / "mnist_test.npz"
-    train, test = seeded_split(*read_npz(path), test_fraction=test_fraction, seed=seed, source=str(path))
+    train, test = seeded_split(*read_npz(path=path, num_classes=10), test_fraction=test_fraction, seed=seed,
+                               source=str(path))
     return make_bundle(train, test, num_classes=10, description="MNIST official test split, re-split 80/20")
 
 
@@ -184,29 +178,21 @@ def image_folder(*, root: str, image_size: int = 64, data_root: Path = Path(".")
     if synthetic is not None:
         fake = synthetic_images(synthetic, channels=3, size=image_size, num_classes=2, seed=seed)
         return make_bundle(fake, fake, num_classes=2, description="synthetic folder")
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms import v2
-
-    base = data_root / root
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
-
-    def load(split: Path) -> ImageTensorDataset:
-        folder = ImageFolder(str(split), transform=transform)
-        images, labels = [], []
-        for i, (path, label) in enumerate(folder.samples):
-            try:
-                image, _ = folder[i]
-            except Exception as error:
-                raise DataError(f"{path}: cannot decode image ({error})") from error
-            images.append(image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3])
-            labels.append(label)
-        return ImageTensorDataset(torch.stack(images), torch.tensor(labels), source=str(split))
-
-    if not (base / "train").is_dir():
+    base = resolve_data_path(data_root, root, key="data.root")
+    train_dir, test_dir = base / "train", base / "test"
+    if not train_dir.is_dir():
         raise DataError(f"{base}: expected a 'train' folder with one sub-folder per class")
-    train = load(base / "train")
-    test = load(base / "test") if (base / "test").is_dir() else None
-    return make_bundle(train, test, num_classes=int(train.labels.max()) + 1, description=f"image folder {base}")
+    train_files = scan_split(folder=train_dir)
+    test_files = scan_split(folder=test_dir) if test_dir.is_dir() else None
+    index = class_index(train=train_files, test=test_files, train_dir=train_dir, test_dir=test_dir)
+    train = ImageTensorDataset(*load_split(split=train_files, folder=train_dir, index=index, image_size=image_size),
+                               source=str(train_dir))
+    test = None
+    if test_files is not None:
+        test = ImageTensorDataset(*load_split(split=test_files, folder=test_dir, index=index, image_size=image_size),
+                                  source=str(test_dir))
+    return make_bundle(train, test, num_classes=len(index), description=f"image folder {base}",
+                       class_names=sorted(index))
 
 
 @DATASETS.register("torchvision", modality="image", description="a torchvision dataset by name (download opt-in)")
@@ -221,10 +207,11 @@ def torchvision_dataset(*, dataset: str, download: bool = False, data_root: Path
     if not hasattr(tvd, dataset):
         raise DataError(f"data.dataset: torchvision has no dataset '{dataset}'")
     factory = getattr(tvd, dataset)
+    folder = resolve_data_path(data_root, dataset.lower(), key="data.dataset")
 
     def load(train: bool) -> ImageTensorDataset:
         try:
-            ds = factory(root=str(data_root / dataset.lower()), train=train, download=download)
+            ds = factory(root=str(folder), train=train, download=download)
         except RuntimeError as error:
             raise DataError(f"{dataset}: {error} (set download: true to fetch it)") from error
         x = torch.as_tensor(np.asarray(ds.data))
