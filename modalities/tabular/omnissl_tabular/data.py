@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -25,6 +26,7 @@ from torch.utils.data import Dataset
 
 from omnissl.errors import DataError
 from omnissl.types import DataBundle
+from omnissl_tabular.checks import check_columns_unique, check_has_rows, check_no_inf, first_csv_line
 from omnissl_tabular.schema import TabularSchema, Transformed
 
 log = logging.getLogger("omnissl.tabular")
@@ -109,28 +111,49 @@ class TabularMarginals:
 
 # --------------------------------------------------------------------------------------------- reading files
 def read_table(path: Path, *, file_format: FileFormat = "auto", csv_options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Read a CSV (optionally .gz) or Parquet file; a file that is not the declared format is a :class:`DataError`."""
+    """Read a CSV (optionally .gz) or Parquet file; a file that is not the declared format is a :class:`DataError`,
+    and so are duplicate column names, a file without rows and ±inf cells (:mod:`omnissl_tabular.checks`)."""
+    frame = _read_any(path, file_format=file_format, csv_options=csv_options or {})
+    check_has_rows(frame=frame, source=str(path))
+    check_no_inf(frame=frame, source=str(path), first_line=first_csv_line(csv_options or {})
+                 if _format_of(path, file_format) == "csv" else None)
+    return frame
+
+
+def _format_of(path: Path, file_format: FileFormat) -> str:
+    if file_format != "auto":
+        return file_format
+    return "parquet" if path.name.lower().endswith((".parquet", ".pq")) else "csv"
+
+
+def _read_any(path: Path, *, file_format: FileFormat, csv_options: dict[str, Any]) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"table file not found: {path}")
-    name = path.name.lower()
-    fmt = file_format
-    if fmt == "auto":
-        fmt = "parquet" if name.endswith((".parquet", ".pq")) else "csv"
+    fmt = _format_of(path, file_format)
     with open(path, "rb") as handle:
         head = handle.read(4)
     if fmt == "parquet":
         if head != _PARQUET_MAGIC:
             raise DataError(f"{path}: declared Parquet but the file does not start with the Parquet magic bytes")
         try:
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several types for corrupt files
             raise DataError(f"{path}: not a readable Parquet file ({error})") from error
+        check_columns_unique(columns=frame.columns, source=str(path))
+        return frame
     if head == _PARQUET_MAGIC:
         raise DataError(f"{path}: declared CSV but this is a Parquet file (set format: parquet)")
+    unreadable = (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError, zlib.error)
     try:
-        return pd.read_csv(path, **(csv_options or {}))
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as error:
+        frame = pd.read_csv(path, **csv_options)
+        if "names" not in csv_options and csv_options.get("header", "infer") is not None:
+            # pandas renames a repeated header name 'a' to 'a.1' (no option turns that off): read the raw names
+            header = pd.read_csv(path, **{**csv_options, "header": None, "nrows": 1, "dtype": str,
+                                          "keep_default_na": False})
+            check_columns_unique(columns=header.iloc[0].tolist() if len(header) else [], source=str(path))
+    except unreadable as error:
         raise DataError(f"{path}: not a readable CSV file ({type(error).__name__}: {error})") from error
+    return frame
 
 
 def _cache_dir() -> Path:
@@ -158,6 +181,9 @@ def bundle_from_frames(train: pd.DataFrame, test: pd.DataFrame | None, *, target
                        cache_key: str | None = None, description: str = "", train_source: str = "train",
                        test_source: str = "test") -> DataBundle:
     """Fit (or reuse) the schema on ``train``, apply it to both splits, save it, and publish the input spec."""
+    check_has_rows(frame=train, source=train_source)
+    if test is not None:  # an empty test split would only fail at evaluation, after the whole training run
+        check_has_rows(frame=test, source=test_source)
     if schema is None:
         schema = TabularSchema.infer(train, target=target, source=train_source, id_columns=id_columns,
                                      categorical=categorical, numeric=numeric)

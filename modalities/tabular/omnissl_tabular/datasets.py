@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from omnissl.errors import DataError
+from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
 from omnissl_tabular.data import (FileFormat, bundle_from_frames, identity_of, read_table, seeded_split, subsample,
@@ -28,16 +31,18 @@ def tabular_file(*, train: str, target: str, test: str | None = None, format: Fi
                  numeric: list[str] | None = None, schema: str | None = None, test_fraction: float = 0.2,
                  separator: str = ",", data_root: Path = Path("."), synthetic: int | None = None,
                  seed: int = 0) -> DataBundle:
-    """Paths are relative to the data root unless absolute. Without ``test``, a stratified seeded split of
+    """Paths (``train``, ``test``, ``schema``) are read inside the data root (:func:`omnissl.paths.resolve_data_path`:
+    a shared recipe must not read any file the user can). Without ``test``, a stratified seeded split of
     ``test_fraction`` is held out. ``schema``: a saved schema JSON to apply instead of inferring one."""
     if synthetic is not None:
         return synthetic_bundle(synthetic, seed=seed)
-    train_path = data_root / train
+    train_path = resolve_data_path(data_root, train, key="data.train")
+    test_path = resolve_data_path(data_root, test, key="data.test") if test is not None else None
+    schema_path = resolve_data_path(data_root, schema, key="data.schema") if schema else None
     options = {"sep": separator}
     train_frame = read_table(train_path, file_format=format, csv_options=options)
     paths = [train_path]
-    if test is not None:
-        test_path = data_root / test
+    if test_path is not None:
         test_frame = read_table(test_path, file_format=format, csv_options=options)
         paths.append(test_path)
         sources = (str(train_path), str(test_path))
@@ -46,7 +51,7 @@ def tabular_file(*, train: str, target: str, test: str | None = None, format: Fi
             raise DataError(f"{train_path}: target column '{target}' not found; columns: {', '.join(map(str, train_frame.columns))}")
         train_frame, test_frame = seeded_split(train_frame, test_fraction=test_fraction, seed=seed, target=target)
         sources = (f"{train_path} (train part)", f"{train_path} (held-out {test_fraction:.0%})")
-    fixed = TabularSchema.load(data_root / schema) if schema else None
+    fixed = TabularSchema.load(schema_path) if schema_path is not None else None
     settings = {"target": target, "id": id_columns, "cat": categorical, "num": numeric, "schema": schema,
                 "split": None if test else [test_fraction, seed]}
     return bundle_from_frames(train_frame, test_frame, target=target, id_columns=id_columns or (),
@@ -66,7 +71,7 @@ def read_adult(path: Path, *, test_file: bool) -> pd.DataFrame:
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
             first = handle.readline()
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: not a readable (gzipped) CSV file ({error})") from error
     skip = 1 if first.startswith("|") else 0
     if test_file and not skip:
@@ -74,6 +79,7 @@ def read_adult(path: Path, *, test_file: bool) -> pd.DataFrame:
     frame = read_table(path, file_format="csv", csv_options={
         "header": None, "names": list(ADULT_COLUMNS), "skipinitialspace": True, "na_values": "?", "skiprows": skip,
         "dtype": {c: str for c in ADULT_COLUMNS if c not in _ADULT_NUMERIC}})
+    _check_adult_numbers(frame, path, skip)
     labels = frame["income"].astype(str).str.strip().str.rstrip(".")
     bad = ~labels.isin(["<=50K", ">50K"])
     if bad.any():
@@ -82,6 +88,17 @@ def read_adult(path: Path, *, test_file: bool) -> pd.DataFrame:
                         f"(a row with the wrong number of fields?)")
     frame["income"] = labels
     return frame
+
+
+def _check_adult_numbers(frame: pd.DataFrame, path: Path, skip: int) -> None:
+    """Text in a numeric attribute would silently make it a categorical feature (pandas reads the column as text)."""
+    for name in sorted(_ADULT_NUMERIC):
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            continue
+        bad = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+        row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+        raise DataError(f"{path}: row {row + skip + 1}: column '{name}' holds {column.iloc[row]!r}, not a number")
 
 
 @DATASETS.register("adult", modality="tabular", description="UCI Adult / Census Income, official train/test split")

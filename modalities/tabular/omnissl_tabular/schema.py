@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from omnissl.errors import DataError
+from omnissl_tabular.checks import check_columns_unique, check_has_rows, check_schema_json
 
 UNKNOWN, MISSING = "<unknown>", "<missing>"
 RESERVED = (UNKNOWN, MISSING)  # categorical indices 0 and 1
@@ -90,6 +91,8 @@ class TabularSchema:
               id_columns: Sequence[str] = (), categorical: Sequence[str] | None = None,
               numeric: Sequence[str] | None = None, max_categories: int = 1000) -> "TabularSchema":
         """Infer roles from pandas dtypes: numbers → numeric, text / bool → categorical (overridable by name)."""
+        check_columns_unique(columns=frame.columns, source=source)
+        check_has_rows(frame=frame, source=source)  # else an empty train reads as "every column entirely missing"
         if target is not None and target not in frame.columns:
             raise DataError(f"{source}: target column '{target}' not found; columns: {', '.join(map(str, frame.columns))}")
         for name in [*id_columns, *(categorical or ()), *(numeric or ())]:
@@ -114,8 +117,8 @@ class TabularSchema:
                 if bad.any():
                     row = int(np.flatnonzero(bad.to_numpy())[0])
                     raise DataError(f"{source}: column '{name}' declared numeric but row {row} holds {column.iloc[row]!r}")
-                std = float(values.std(ddof=0))
-                columns.append(ColumnSpec(str(name), "numeric", kind, mean=float(values.mean()),
+                mean, std = _finite_statistics(values, name=str(name), source=source)
+                columns.append(ColumnSpec(str(name), "numeric", kind, mean=mean,
                                           std=std if std > 1e-12 else 1.0, train_missing=missing,
                                           missing_indicator=missing > 0))
             else:
@@ -157,6 +160,7 @@ class TabularSchema:
 
     def transform(self, frame: pd.DataFrame, *, source: str = "data", require_target: bool = True) -> Transformed:
         """Apply the fixed schema; unseen categories → ``<unknown>``; errors name the file, column and row."""
+        check_columns_unique(columns=frame.columns, source=source)
         absent = [c.name for c in self.columns if c.name not in frame.columns]
         if absent:
             raise DataError(f"{source}: columns {absent} of the schema are missing from this split")
@@ -173,8 +177,10 @@ class TabularSchema:
                 raise DataError(f"{source}: numeric column '{spec.name}' row {row} holds {column.iloc[row]!r}")
             absent_mask = values.isna().to_numpy()
             missing[spec.name] = int(absent_mask.sum())
-            standard = (values.to_numpy(dtype=np.float64) - spec.mean) / spec.std
-            nums.append(np.where(absent_mask, 0.0, standard))  # fill = train mean, i.e. 0 once standardised
+            raw = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            standard = np.where(absent_mask, 0.0, (np.where(absent_mask, 0.0, raw) - spec.mean) / spec.std)
+            _check_finite_cells(raw, standard, name=spec.name, source=source)
+            nums.append(standard)  # fill = train mean, i.e. 0 once standardised
             if spec.missing_indicator:
                 flags.append(absent_mask.astype(np.float64))
         cats = []
@@ -223,8 +229,7 @@ class TabularSchema:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], *, source: str = "schema") -> "TabularSchema":
-        if raw.get("version") != SCHEMA_VERSION:
-            raise DataError(f"{source}: schema version {raw.get('version')} is not {SCHEMA_VERSION}")
+        check_schema_json(raw=raw, source=source, version=SCHEMA_VERSION)
         try:
             columns = [ColumnSpec(**c) for c in raw["columns"]]
             return cls(target=raw["target"], columns=columns, classes=list(raw["classes"]),
@@ -245,12 +250,44 @@ class TabularSchema:
             raise DataError(f"schema file not found: {path}")
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: not valid JSON ({error})") from error
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+            raise DataError(f"{path}: not valid UTF-8 JSON ({type(error).__name__}: {error})") from error
         return cls.from_json(raw, source=str(path))
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _finite_statistics(values: pd.Series, *, name: str, source: str) -> tuple[float, float]:
+    """Train mean and std of a numeric column; inf cells and statistics that overflow float64 are refused,
+    because either would turn every standardised value of the column into NaN or 0."""
+    raw = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    infinite = np.isinf(raw)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"{source}: column '{name}' row {row} holds {float(raw[row])!r}: infinite values are refused "
+                        f"(NaN or an empty cell means missing)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = float(np.nanmean(raw)), float(np.nanstd(raw))
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        raise DataError(f"{source}: column '{name}': values too large to standardise (mean {mean}, std {std}); "
+                        f"rescale the column")
+    return mean, std
+
+
+def _check_finite_cells(raw: np.ndarray, standard: np.ndarray, *, name: str, source: str) -> None:
+    """Refuse inf cells, and values whose standardised form does not fit the float32 tensors."""
+    infinite = np.isinf(raw)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"{source}: numeric column '{name}' row {row} holds {float(raw[row])!r}: "
+                        f"infinite values are refused")
+    with np.errstate(over="ignore"):  # the overflow is what we look for, reported below
+        too_large = ~np.isfinite(standard.astype(np.float32))
+    if too_large.any():
+        row = int(np.flatnonzero(too_large)[0])
+        raise DataError(f"{source}: numeric column '{name}' row {row} holds {float(raw[row])!r}, outside the float32 range "
+                        f"once standardised with the train mean/std")
 
 
 def _label_text(value: Any) -> str:
