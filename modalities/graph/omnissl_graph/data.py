@@ -12,20 +12,16 @@ Two input forms reach encoders and augmentations:
   (see :mod:`omnissl_graph.evaluation`). PyG's ``Data.to`` moves in place, so the shared graph is moved to the
   training device once, on the first batch, and stays there (augmentations return shallow copies, never edit it).
 
-PyG's readers write ``processed/`` next to ``raw/``, so raw files are first copied to a cache directory
-(``$OMNISSL_CACHE_DIR`` or the system temp dir); the data root is only ever read.
+The data root is only ever read, and nothing is cached: TU raw text files are parsed directly and Cora comes from
+the data root's numpy copy (see :mod:`omnissl_graph.readers` for why PyG's dataset classes are not used).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -35,6 +31,7 @@ from torch_geometric.data import Batch, Data
 from omnissl.errors import DataError
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
+from omnissl_graph.readers import read_cora_npz, read_cora_pickles, read_tu_graphs
 
 # Node-feature width and class count of each TU set (one-hot node labels), for synthetic stand-ins.
 TU_SPECS = {"MUTAG": (7, 2), "PROTEINS": (3, 2), "NCI1": (37, 2)}
@@ -167,51 +164,17 @@ def synthetic_graphs(count: int, *, num_features: int, num_classes: int, seed: i
     return graphs
 
 
-def read_cached(source: Path, kind: str, reader: Callable[[Path], Any]) -> Any:
-    """Run a PyG reader on a cached copy of ``source`` (a folder with ``raw/``), never on the data root.
-
-    The cache dir (``$OMNISSL_CACHE_DIR`` or the system temp dir) is keyed by the raw files' names, sizes and
-    mtimes. A new copy is processed by ``reader(root)`` (PyG writes ``processed/``) inside a staging dir and then
-    renamed into place, so concurrent runs never see half-written files.
-    """
-    raw = source / "raw"
-    if not raw.is_dir():
-        raise DataError(f"{raw}: folder not found (expected PyG raw files there)")
-    files = sorted(p for p in raw.iterdir() if p.is_file())
-    key = hashlib.sha1("".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in files).encode())
-    base = Path(os.environ.get("OMNISSL_CACHE_DIR", Path(tempfile.gettempdir()) / "omnissl-cache")) / "graph"
-    target = base / f"{kind}-{source.name}-{key.hexdigest()[:12]}"
-    try:
-        if not target.is_dir():
-            base.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=base, prefix=".staging-"))
-            shutil.copytree(raw, staging / source.name / "raw")
-            reader(staging)
-            try:
-                staging.rename(target)
-            except OSError:  # another process won the race: use its copy
-                shutil.rmtree(staging, ignore_errors=True)
-        return reader(target)
-    except DataError:
-        raise
-    except Exception as error:  # PyG raises bare errors on malformed raw files: name the folder
-        raise DataError(f"{raw}: PyG could not read it ({type(error).__name__}: {error})") from error
-
-
 @DATASETS.register("tu", modality="graph", description="TU graph classification (MUTAG/PROTEINS/NCI1) via PyG")
 def tu_dataset(*, dataset: Literal["MUTAG", "PROTEINS", "NCI1"] = "MUTAG", test_fraction: float = 0.1,
                data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Reads ``tu/<name>/raw/`` with PyG's ``TUDataset`` (node features = one-hot node labels)."""
+    """Reads ``tu/<name>/raw/`` as PyG's ``TUDataset`` would (node features = one-hot node labels), in place."""
     name = dataset  # "name" is the recipe key of the builder itself
     features, classes = TU_SPECS[name]
     if synthetic is not None:
         fake = synthetic_graphs(synthetic, num_features=features, num_classes=classes, seed=seed)
         return graph_bundle(fake, num_classes=classes, test_fraction=0.25, seed=seed, description=f"synthetic {name}")
-    from torch_geometric.datasets import TUDataset
-
-    dataset = read_cached(data_root / "tu" / name, "tu", lambda root: TUDataset(str(root), name=name))
     # Edge attributes (MUTAG's bond types) are not used by the encoders; dropping them keeps edge edits simple.
-    graphs = [Data(x=g.x, edge_index=g.edge_index, y=g.y) for g in (dataset[i] for i in range(len(dataset)))]
+    graphs = read_tu_graphs(data_root / "tu" / name / "raw", name=name)
     return graph_bundle(graphs, num_classes=classes, test_fraction=test_fraction, seed=seed,
                         description=f"TU {name}, stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split")
 
@@ -231,9 +194,11 @@ def node_bundle(graph: Data, *, description: str) -> DataBundle:
 
 
 @DATASETS.register("cora", modality="graph", description="Planetoid Cora node classification (public split) via PyG")
-def cora(*, normalize_features: bool = True, data_root: Path = Path("."), synthetic: int | None = None,
-         seed: int = 0) -> DataBundle:
-    """Reads ``planetoid/Cora/raw/`` with PyG's ``Planetoid``; features row-normalised as in GRACE/GraphMAE."""
+def cora(*, normalize_features: bool = True, allow_pickle: bool = False, data_root: Path = Path("."),
+         synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Reads ``planetoid/Cora/cora_numpy.npz`` (the same graph and split as PyG's ``Planetoid``); features
+    row-normalised as in GRACE/GraphMAE. ``allow_pickle: true`` reads the raw ``ind.cora.*`` files instead: they
+    are Python pickles, which run code when crafted, so that is only for a data root you trust."""
     if synthetic is not None:
         generator = torch.Generator().manual_seed(seed)
         n = max(synthetic, 8)
@@ -244,9 +209,8 @@ def cora(*, normalize_features: bool = True, data_root: Path = Path("."), synthe
         graph.val_mask = (torch.arange(n) >= n // 2) & (torch.arange(n) < 3 * n // 4)
         graph.test_mask = torch.arange(n) >= 3 * n // 4
         return node_bundle(graph, description="synthetic Cora")
-    from torch_geometric.datasets import Planetoid
-
-    graph = read_cached(data_root / "planetoid" / "Cora", "planetoid", lambda root: Planetoid(str(root), "Cora"))[0]
+    folder = data_root / "planetoid" / "Cora"
+    graph = read_cora_pickles(folder / "raw") if allow_pickle else read_cora_npz(folder / "cora_numpy.npz")
     if normalize_features:
         graph.x = graph.x / graph.x.sum(1, keepdim=True).clamp_min(1)
     return node_bundle(graph, description="Cora (Planetoid public split: 140/500/1000)")
