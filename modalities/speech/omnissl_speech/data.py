@@ -12,7 +12,6 @@ A batch is ``{"x": {"wave": (B, T) float32, "padding_mask": (B, T) bool (True = 
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -22,12 +21,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.errors import DataError
+from omnissl.errors import ConfigError, DataError
+from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
+from omnissl_speech.audio_io import AUDIO_SUFFIXES, audio_files, read_audio, resample, to_mono
 from omnissl_speech.features import mean_log_mel
+from omnissl_speech.readers import load_fsdd, read_manifest
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+__all__ = ["AUDIO_SUFFIXES", "AudioDataset", "audio_folder", "audio_manifest", "collate_audio", "fsdd", "read_audio",
+           "to_mono"]
 
 
 class AudioDataset(Dataset[dict[str, Any]]):
@@ -69,44 +72,6 @@ def collate_audio(samples: Any) -> dict[str, Any]:
                      torch.as_tensor([s["index"] for s in samples]))
 
 
-def to_mono(samples: np.ndarray, *, name: str) -> Tensor:
-    """``(T,)`` or ``(T, C)`` (soundfile's layout) → ``(T,)`` float32 mean over channels."""
-    array = np.asarray(samples, dtype=np.float32)
-    if array.ndim == 2:
-        array = array.mean(axis=1)
-    if array.ndim != 1 or array.size == 0:
-        raise DataError(f"{name}: empty or malformed audio (shape {array.shape})")
-    if not np.isfinite(array).all():
-        raise DataError(f"{name}: audio contains NaN or Inf samples")
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-_RESAMPLERS: dict[tuple[int, int], Any] = {}
-
-
-def resample(wave: Tensor, orig_rate: int, new_rate: int) -> Tensor:
-    """``torchaudio`` band-limited sinc resampling; the kernel is built once per rate pair and reused."""
-    if orig_rate == new_rate:
-        return wave
-    if (orig_rate, new_rate) not in _RESAMPLERS:
-        import torchaudio
-
-        _RESAMPLERS[orig_rate, new_rate] = torchaudio.transforms.Resample(orig_rate, new_rate)
-    with torch.no_grad():
-        return _RESAMPLERS[orig_rate, new_rate](wave)
-
-
-def read_audio(path: Path, *, sample_rate: int) -> Tensor:
-    """Read one wav/flac/ogg file → mono float32 ``(T,)`` at ``sample_rate``; unreadable or empty → DataError."""
-    import soundfile
-
-    try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
-    except Exception as error:  # soundfile raises its own LibsndfileError / RuntimeError types
-        raise DataError(f"{path}: cannot decode audio ({error})") from error
-    return resample(to_mono(samples, name=str(path)), int(rate), sample_rate)
-
-
 def make_bundle(train: AudioDataset, test: AudioDataset | None, *, sample_rate: int, num_classes: int,
                 description: str, class_names: Sequence[str] | None = None) -> DataBundle:
     spec: dict[str, Any] = {"sample_rate": sample_rate, "num_classes": num_classes}
@@ -146,21 +111,11 @@ def fsdd(*, label: Literal["digit", "speaker"] = "digit", sample_rate: int = 800
     path = data_root / "fsdd" / "fsdd.npz"
     if not path.is_file():
         raise DataError(f"FSDD not found at {path}: set OMNISSL_DATA_DIR to the shared datasets folder")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            audio, offsets, lengths = arrays["audio"], arrays["offsets"], arrays["lengths"]
-            targets, split, names = arrays[label], arrays["split"], arrays["filename"]
-            file_rate = int(arrays["sample_rate"])
-            speaker_names = [str(s) for s in arrays["speaker_names"]]
-    except KeyError as error:
-        raise DataError(f"{path}: missing array {error}") from error
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable .npz file ({error})") from error
-    bad = [f"{names[i]} (offset {start}, length {length})"
-           for i, (start, length) in enumerate(zip(offsets.tolist(), lengths.tolist()))
-           if length <= 0 or start < 0 or start + length > audio.shape[0]]
-    if bad:
-        raise DataError(f"{path}: {len(bad)} recordings are empty or out of range: {', '.join(bad[:5])}")
+    arrays = load_fsdd(path=path, label=label)
+    audio, offsets, lengths = arrays["audio"], arrays["offsets"], arrays["lengths"]
+    targets, split, names = arrays[label], arrays["split"], arrays["filename"]
+    file_rate = int(arrays["sample_rate"])
+    speaker_names = [str(s) for s in arrays["speaker_names"]]
     y = torch.from_numpy(targets.astype(np.int64))
     names = [str(n) for n in names]
 
@@ -175,7 +130,8 @@ def fsdd(*, label: Literal["digit", "speaker"] = "digit", sample_rate: int = 800
         order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(seed)).numpy()
         train_rows = np.sort(train_rows[order[:max_train]])
     class_names = [str(d) for d in range(10)] if label == "digit" else speaker_names
-    return make_bundle(subset(train_rows), subset(test_rows), sample_rate=sample_rate, num_classes=classes,
+    test_set = subset(test_rows) if len(test_rows) else None
+    return make_bundle(subset(train_rows), test_set, sample_rate=sample_rate, num_classes=classes,
                        description=f"FSDD ({label}), official split", class_names=class_names)
 
 
@@ -224,19 +180,20 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
     Without ``train``/``test`` sub-folders the files are split, stratified by label, with ``test_fraction``.
     """
     if label_from == "pattern" and (pattern is None or "(?P<label>" not in pattern):
-        raise ValueError("label_from=pattern needs pattern with a named group, e.g. '^(?P<label>\\d)_'")
+        raise ConfigError("data.pattern: label_from=pattern needs a regex with a named group, e.g. '^(?P<label>\\d)_'")
     if synthetic is not None:
         fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=2, seed=seed)
         return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=2, description="synthetic audio folder")
-    base = data_root / root
+    base = resolve_data_path(data_root, root, key="data.root")
     if not base.is_dir():
         raise DataError(f"audio folder not found: {base}")
-    regex = re.compile(pattern) if pattern else None
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error as error:
+        raise ConfigError(f"data.pattern: not a regular expression ({error})") from error
 
     def scan(folder: Path) -> tuple[list[Tensor], list[str], list[str]]:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        if not files:
-            raise DataError(f"{folder}: no {'/'.join(AUDIO_SUFFIXES)} files found")
+        files = audio_files(folder=folder)
         labels = [_folder_label(p, folder, label_from, regex) for p in files]
         return [read_audio(p, sample_rate=sample_rate) for p in files], labels, [str(p) for p in files]
 
@@ -254,28 +211,6 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
                        class_names=classes)
 
 
-def read_manifest(path: Path, *, column: str) -> tuple[list[Path], list[str]]:
-    """CSV with a header ``path,label[,speaker]``; paths relative to the CSV's folder unless absolute."""
-    if not path.is_file():
-        raise DataError(f"manifest not found: {path}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        for needed in ("path", column):
-            if needed not in fields:
-                raise DataError(f"{path}: needs a '{needed}' column, has {', '.join(fields) or 'no header'}")
-        files, labels = [], []
-        for row_number, row in enumerate(reader, start=2):
-            if not row.get("path") or not row.get(column):
-                raise DataError(f"{path}, row {row_number}: empty 'path' or '{column}'")
-            file = Path(row["path"])
-            files.append(file if file.is_absolute() else path.parent / file)
-            labels.append(row[column].strip())
-    if not files:
-        raise DataError(f"{path}: manifest has no rows")
-    return files, labels
-
-
 @DATASETS.register("audio_manifest", modality="speech", description="manifest CSVs (path,label[,speaker])")
 def audio_manifest(*, train: str, test: str | None = None, label: Literal["label", "speaker"] = "label",
                    sample_rate: int = 16000, data_root: Path = Path("."), synthetic: int | None = None,
@@ -284,8 +219,9 @@ def audio_manifest(*, train: str, test: str | None = None, label: Literal["label
     if synthetic is not None:
         fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=2, seed=seed)
         return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=2, description="synthetic manifest")
-    tr_files, tr_labels = read_manifest(data_root / train, column=label)
-    te_files, te_labels = read_manifest(data_root / test, column=label) if test else ([], [])
+    tr_files, tr_labels = read_manifest(data_root=data_root, value=train, key="data.train", column=label)
+    te_files, te_labels = (read_manifest(data_root=data_root, value=test, key="data.test", column=label) if test
+                           else ([], []))
     classes, y_train, y_test = _label_table(tr_labels, te_labels, [str(f) for f in te_files], train)
     load = [read_audio(f, sample_rate=sample_rate) for f in tr_files]
     train_set = AudioDataset(load, y_train, names=[str(f) for f in tr_files], source=train)
