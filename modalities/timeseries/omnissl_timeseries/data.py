@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from omnissl.errors import DataError
+from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
 from omnissl_timeseries.readers import read_csv, read_npy, read_npz
@@ -89,17 +90,20 @@ def fit_length(values: np.ndarray, length: int, mode: VariableLength) -> np.ndar
 
 def make_bundle(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray] | None, *,
                 class_names: tuple[str, ...] | None, variable_length: VariableLength, description: str,
-                source: str) -> DataBundle:
-    """Common length over both splits, tensors, and the input_spec (``in_channels``, ``seq_len``, ``num_classes``)."""
+                source: str, test_source: str | None = None) -> DataBundle:
+    """Common length over both splits, tensors, and the input_spec (``in_channels``, ``seq_len``, ``num_classes``).
+    ``source`` / ``test_source`` name the files in errors (the test split's own file when it has one)."""
     length = max(train[0].shape[2], test[0].shape[2] if test is not None else 0)
     train_x = torch.from_numpy(fit_length(train[0], length, variable_length))
     train_set = TimeSeriesDataset(train_x, torch.from_numpy(train[1]), source=f"{source} (train)")
     test_set = None
     if test is not None:
+        test_source = test_source or source
         if test[0].shape[1] != train[0].shape[1]:
-            raise DataError(f"{source}: test has {test[0].shape[1]} channels, train has {train[0].shape[1]}")
+            raise DataError(f"{test_source}: test has {test[0].shape[1]} channels, train ({source}) has "
+                            f"{train[0].shape[1]}")
         test_x = torch.from_numpy(fit_length(test[0], length, variable_length))
-        test_set = TimeSeriesDataset(test_x, torch.from_numpy(test[1]), source=f"{source} (test)")
+        test_set = TimeSeriesDataset(test_x, torch.from_numpy(test[1]), source=f"{test_source} (test)")
     labelled = train_set.labels[train_set.labels >= 0]
     num_classes = len(class_names) if class_names else (int(labelled.max()) + 1 if labelled.numel() else None)
     spec: dict[str, Any] = {"in_channels": int(train_x.shape[1]), "seq_len": int(length)}
@@ -144,13 +148,14 @@ def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
         channels, length, classes, varying = KNOWN.get(dataset, (1, 64, 2, False))
         return synthetic_bundle(synthetic, channels=channels, length=length, num_classes=classes, varying=varying,
                                 seed=seed, variable_length=variable_length)
-    base = data_root / folder / dataset
+    resolve_data_path(data_root, folder, key="data.folder")
+    base = resolve_data_path(data_root, Path(folder) / dataset, key="data.dataset")
     if not base.is_dir():
         raise DataError(f"data.dataset: no folder {base} (known: {', '.join(KNOWN)}; set $OMNISSL_DATA_DIR)")
     if source == "npz":
         path = base / f"{dataset}.npz"
         arrays = read_npz(path, keys=("X_train", "y_train", "X_test", "y_test", "class_labels"))
-        names = tuple(str(v) for v in arrays["class_labels"])
+        names = _class_names(arrays, path)
         return make_bundle((arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"]),
                            class_names=names, variable_length=variable_length, description=f"{dataset} (npz)",
                            source=str(path))
@@ -160,7 +165,21 @@ def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
     test = (test_file.padded()[0], test_file.label_indices(names))
     return make_bundle(train, test, class_names=names, variable_length=variable_length,
                        description=f"{dataset} ({len(train[1])} train / {len(test[1])} test, official split)",
-                       source=str(base))
+                       source=str(train_file.path), test_source=str(test_file.path))
+
+
+def _class_names(arrays: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
+    """The npz's ``class_labels``, which every label of both splits must index (else eval fails after training)."""
+    labels = arrays["class_labels"]
+    if labels.ndim != 1 or not labels.size:
+        raise DataError(f"{path}['class_labels']: must be a non-empty 1-D array, got shape {labels.shape}")
+    for key in ("y_train", "y_test"):
+        too_big = arrays[key] >= labels.size
+        if too_big.any():
+            row = int(np.flatnonzero(too_big)[0])
+            raise DataError(f"{path}['{key}']: label {int(arrays[key][row])} at index {row} is not an index into "
+                            f"the {labels.size} class labels")
+    return tuple(str(v) for v in labels)
 
 
 def _load(path: Path, kind: str, *, labels: Path | None, csv_layout: str, label_column: str, id_column: str,
@@ -184,7 +203,7 @@ def timeseries_files(*, train: str, test: str | None = None, format: Literal["au
                      csv_layout: Literal["wide", "long"] = "wide", label_column: str = "label",
                      id_column: str = "id", time_column: str = "time", variable_length: VariableLength = "pad",
                      data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths are relative to the data root unless absolute. ``.npz``: ``x`` ``(N, C, T)`` or ``(N, T)`` and ``y``.
+    """Paths are read inside the data root (:func:`omnissl.paths.resolve_data_path`). ``.npz``: ``x`` ``(N, C, T)`` or ``(N, T)`` and ``y``.
     ``.npy``: the array, with labels from ``*_labels`` (.npy) or unlabelled (−1). CSV wide: one row per
     univariate series (``label_column`` + value columns); long: ``id_column``, ``time_column``, optional
     ``label_column``, one column per channel."""
@@ -193,23 +212,28 @@ def timeseries_files(*, train: str, test: str | None = None, format: Literal["au
     options = {"csv_layout": csv_layout, "label_column": label_column, "id_column": id_column,
                "time_column": time_column}
 
-    def load(name: str, labels: str | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
-        path = data_root / name
+    def load(path: Path, labels: Path | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
         kind = format if format != "auto" else path.suffix.lower().lstrip(".")
         if kind not in ("ts", "npz", "npy", "csv"):
             raise DataError(f"{path}: cannot tell the format from the suffix '{path.suffix}'; set data.format")
-        return _load(path, kind, labels=data_root / labels if labels else None, **options)
+        return _load(path, kind, labels=labels, **options)
 
-    train_x, train_y, names = load(train, train_labels)
+    def resolve(value: str | None, key: str) -> Path | None:
+        return resolve_data_path(data_root, value, key=f"data.{key}") if value is not None else None
+
+    train_path, test_path = resolve_data_path(data_root, train, key="data.train"), resolve(test, "test")
+    train_labels_path, test_labels_path = resolve(train_labels, "train_labels"), resolve(test_labels, "test_labels")
+    train_x, train_y, names = load(train_path, train_labels_path)
     test_part = None
-    if test is not None:
-        test_x, test_y, test_names = load(test, test_labels)
+    if test_path is not None:
+        test_x, test_y, test_names = load(test_path, test_labels_path)
         if names and test_names and test_names != names:  # re-index the test labels by the train order
             unknown = [n for n in test_names if n not in names]
             if unknown:
-                raise DataError(f"{data_root / test}: labels {unknown} do not occur in the train file {train}")
+                raise DataError(f"{test_path}: labels {unknown} do not occur in the train file {train}")
             mapping = np.array([names.index(n) for n in test_names])
             test_y = np.where(test_y >= 0, mapping[np.maximum(test_y, 0)], -1)
         test_part = (test_x, test_y)
     return make_bundle((train_x, train_y), test_part, class_names=names, variable_length=variable_length,
-                       description=f"{train} / {test}", source=str(data_root / train))
+                       description=f"{train} / {test}", source=str(train_path),
+                       test_source=str(test_path) if test_path is not None else None)

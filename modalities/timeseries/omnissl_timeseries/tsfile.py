@@ -112,8 +112,8 @@ def _parse_channel(text: str, where: str, channel: int) -> np.ndarray:
     if text.startswith("("):
         raise DataError(f"{where}: timestamped values '(t,v)' are not supported; convert to @timeStamps false")
     values = []
-    for position, token in enumerate(text.split(",")):
-        token = token.strip()
+    tokens = [token.strip() for token in text.split(",")]
+    for position, token in enumerate(tokens):
         if token == "?":
             values.append(math.nan)
             continue
@@ -121,7 +121,13 @@ def _parse_channel(text: str, where: str, channel: int) -> np.ndarray:
             values.append(float(token))
         except ValueError:
             raise DataError(f"{where}: channel {channel}, value {position}: '{token}' is not a number or '?'") from None
-    return np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a float64 beyond the float32 range becomes inf: refused just below
+        out = np.asarray(values, dtype=np.float32)
+    if np.isinf(out).any():  # NaN stays "missing" (checked against @missing); inf only poisons the loss later
+        position = int(np.flatnonzero(np.isinf(out))[0])
+        raise DataError(f"{where}: channel {channel}, value {position}: '{tokens[position]}' is not finite (inf, or "
+                        f"beyond the float32 range); write '?' for a missing value")
+    return out
 
 
 def read_ts(path: str | Path) -> TSFile:
