@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from omnissl.config import Component
-from omnissl.errors import ConfigError, RegistryError
+from omnissl.errors import ConfigError, OmnisslError, RegistryError
 from omnissl.registry import Entry, Registry
 
 _ADAPTER_CONFIG = ConfigDict(arbitrary_types_allowed=True, strict=False)
@@ -63,7 +63,19 @@ def check_params(entry: Entry, params: Mapping[str, Any], path: str) -> dict[str
             raise ConfigError(f"{path}.{key}: {message} (got {value!r})") from None
         except Exception:  # annotations pydantic cannot build a validator for are passed through
             checked[key] = value
+        if isinstance(value, bool) and not isinstance(checked[key], bool):
+            # Lax validation reads `width: true` as 1: a bool where a number goes is a typo, not a value.
+            raise ConfigError(f"{path}.{key}: expected {_type_name(annotation)}, got a bool ({value!r})")
     return checked
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def build_component(registry: Registry[Any], spec: Component, path: str,
@@ -81,7 +93,31 @@ def build_component(registry: Registry[Any], spec: Component, path: str,
             raise ConfigError(f"{path}: {entry.kind} '{entry.name}' needs parameter '{name}'")
     try:
         return entry.builder(**kwargs)
+    except OmnisslError:
+        raise  # already names its file / key
     except (ValueError, TypeError) as error:
-        if isinstance(error, ConfigError):
-            raise
         raise ConfigError(f"{path}: {entry.kind} '{entry.name}': {error}") from error
+    except Exception as error:  # noqa: BLE001 - e.g. torch's "negative dimension" for width: -4, or an HF
+        # UnpicklingError: whatever a builder raises, the user needs the recipe key that caused it (F19, F23).
+        raise ConfigError(f"{path}: building '{entry.name}' failed: {_one_line(error)}") from error
+
+
+def check_components(recipe: Any) -> None:
+    """Names and parameters of every component of ``recipe`` against their builders, without building anything:
+    cheap enough to run on each of a recipe's variants (paper-scale models included) in ``omnissl validate``."""
+    from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES
+
+    checks: list[tuple[Registry[Any], Component, str]] = [(DATASETS, recipe.data, "data"),
+                                                          (OBJECTIVES, recipe.objective, "objective")]
+    for name, tower in recipe.tower_specs().items():
+        base = "" if not recipe.is_paired else f"towers.{name}."
+        checks.append((ENCODERS, tower.encoder, f"{base}encoder"))
+        for group_name, group in (("global", tower.augment.global_views), ("local", tower.augment.local_views)):
+            if group is None:
+                continue
+            where = f"{base}augment.{group_name}"
+            checks += [(AUGMENTATIONS, op, f"{where}.ops.{i}") for i, op in enumerate(group.ops)]
+            checks += [(AUGMENTATIONS, op, f"{where}.per_view.{v}.{i}")
+                       for v, ops in enumerate(group.per_view or []) for i, op in enumerate(ops)]
+    for registry, spec, path in checks:
+        check_params(resolve_entry(registry, spec, path), spec.params, path)

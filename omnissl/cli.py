@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
+import inspect
 import json
 import sys
 from pathlib import Path
 
 from omnissl.errors import OmnisslError
+from omnissl.paths import outside_paths
 from omnissl.registry import REGISTRIES, load_plugins
-from omnissl.report.commands import add_eval_options, add_parsers
+from omnissl.report.commands import add_data_root_options, add_eval_options, add_parsers
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -52,15 +55,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from omnissl.session import check_resume_matches, default_run_dir, evaluate_assembled
     from omnissl.train.runner import Trainer
 
-    if args.resume and args.run_dir is None:
-        raise OmnisslError("--resume needs --run-dir (the directory of the run to continue)")
+    resume = args.resume or args.checkpoint is not None  # a named checkpoint continues that run
+    if resume and args.run_dir is None:
+        flag = "--resume" if args.resume else "--checkpoint"
+        raise OmnisslError(f"{flag} needs --run-dir (the directory of the run to continue)")
     extra = ["train.stop_on_collapse=true"] if args.stop_on_collapse else []
     recipe = load_recipe(args.recipe, [*args.overrides, *extra], args.variant)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(recipe)
-    if args.resume:
+    if resume:
         check_resume_matches(recipe, run_dir)
     assembled = assemble(recipe, root=args.data_root)
-    trainer = Trainer(assembled, run_dir, resume=args.resume)
+    options: dict[str, object] = {"resume": resume}
+    if args.checkpoint is not None:
+        options["checkpoint"] = Path(args.checkpoint)
+    if "recipe_source" in inspect.signature(Trainer).parameters:  # the runner names the recipe in its messages
+        options["recipe_source"] = args.recipe
+    trainer = Trainer(assembled, run_dir, **options)
     result = trainer.fit()
     print(f"trained {result.steps_done} steps in {result.seconds:.0f}s ({result.samples_per_second:.1f} samples/s, "
           f"stopped: {result.stopped_because}); run directory: {run_dir}")
@@ -111,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="build every piece of a recipe and run one step on a synthetic batch")
     p.add_argument("recipes", nargs="+", help="recipe YAML file(s), then any KEY=VALUE overrides")
     p.add_argument("--variant", help="apply a named variant (e.g. gpu)")
+    add_data_root_options(p, data_root=False)
     p.set_defaults(func=_cmd_validate)
 
     for name, func, helptext in (("train", _cmd_train, "pretrain a recipe, then evaluate it"),
@@ -118,10 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("recipe" if name == "train" else "target")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.steps=100")
-        p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+        add_data_root_options(p)
         if name == "train":
             p.add_argument("--run-dir", help="where to write checkpoints and metrics (default: runs/NAME-TIME)")
             p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+            p.add_argument("--checkpoint", help="resume from this checkpoint file instead of the latest one "
+                                                "(e.g. the previous one when the latest is damaged); implies --resume")
             p.add_argument("--variant", help="apply a named variant of the recipe (e.g. gpu)")
             p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
             p.add_argument("--stop-on-collapse", action="store_true",
@@ -144,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    opt_in = outside_paths(True) if getattr(args, "allow_outside_data_root", False) else contextlib.nullcontext()
     try:
-        return int(args.func(args))
+        with opt_in:  # scoped to this command, so an in-process caller (tests, notebooks) is not left opted in
+            return int(args.func(args))
     except OmnisslError as error:
         print(f"omnissl: error: {error}", file=sys.stderr)
         return 2

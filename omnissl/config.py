@@ -2,19 +2,47 @@
 
 A recipe names registered components (``{name: resnet18, width: 32}``); their parameters are checked against the
 builder's signature when the recipe is built (see :mod:`omnissl.build`), so a typo in either place is caught.
+Files and override values are read by :mod:`omnissl.safe_yaml` (no aliases, no duplicate keys, no YAML 1.1
+octal), and integers are strict: ``steps: true`` is not one step.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
 from omnissl.errors import ConfigError
+from omnissl.overrides import apply_overrides, parse_override, set_dotted
+from omnissl.safe_yaml import load_yaml_text, read_yaml_file
+
+__all__ = ["Recipe", "Component", "load_recipe", "recipe_from_dict", "dump_recipe", "recipe_differences",
+           "variant_recipes", "load_yaml_text", "read_yaml_file", "apply_overrides", "parse_override"]
+
+
+def _no_bool(value: Any) -> Any:
+    """pydantic's lax float turns ``true`` into 1.0; a recipe that writes a bool where a number goes is a typo."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a bool")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_no_bool)]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+# What omnissl.train.distributed.resolve_device hands to torch.device: anything else fails only once training starts.
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# Builder parameters the core fills in itself; in a recipe they would override the user's choices silently (F15).
+CONTEXT_ONLY = {
+    "data_root": "the data root comes from --data-root or $OMNISSL_DATA_DIR, never from a recipe",
+    "seed": "the dataset gets the recipe's top-level 'seed'",
+    "synthetic": "fake samples are made by `omnissl validate` only, never for training or evaluation",
+}
 
 
 class Strict(BaseModel):
@@ -36,7 +64,7 @@ class ViewGroup(Strict):
     """``count`` views through ``ops``; ``per_view`` (one list per view) adds view-specific ops after them, for
     asymmetric policies (BYOL's blur 1.0 / 0.1 and solarize 0 / 0.2; GRACE's two drop rates)."""
 
-    count: int = Field(2, ge=1)
+    count: StrictInt = Field(2, ge=1)
     ops: list[Component] = Field(default_factory=list)
     per_view: list[list[Component]] | None = None
 
@@ -60,57 +88,64 @@ class Tower(Strict):
 
 
 class TrainConfig(Strict):
-    steps: int = Field(1000, ge=1)
-    max_minutes: float | None = Field(None, gt=0, description="stop early when this wall-clock budget is spent")
-    max_cpu_minutes: float | None = Field(
+    steps: StrictInt = Field(1000, ge=1)
+    max_minutes: Float | None = Field(None, gt=0, description="stop early when this wall-clock budget is spent")
+    max_cpu_minutes: Float | None = Field(
         None, gt=0, description="stop early when this process has used this much CPU time (all its threads summed): "
         "a budget that stays fair when other jobs share the machine")
-    batch_size: int = Field(256, ge=1)
-    accumulate: int = Field(1, ge=1, description="gradient accumulation steps per optimizer step")
+    batch_size: StrictInt = Field(256, ge=1)
+    accumulate: StrictInt = Field(1, ge=1, description="gradient accumulation steps per optimizer step")
     optimizer: Literal["adamw", "sgd", "lars"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    min_lr: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    weight_decay_end: float | None = Field(None, ge=0, description="cosine weight-decay schedule end value")
-    warmup_steps: int = Field(0, ge=0)
+    lr: Float = Field(1e-3, gt=0)
+    min_lr: Float = Field(0.0, ge=0)
+    momentum: Float = Field(0.9, ge=0, lt=1)
+    weight_decay: Float = Field(1e-4, ge=0)
+    weight_decay_end: Float | None = Field(None, ge=0, description="cosine weight-decay schedule end value")
+    warmup_steps: StrictInt = Field(0, ge=0)
     schedule: Literal["cosine", "constant"] = "cosine"
-    clip_grad: float | None = Field(None, gt=0)
+    clip_grad: Float | None = Field(None, gt=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: str = "auto"
-    num_workers: int = Field(0, ge=0)
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(0, ge=0, description="0: only at the end (and on SIGTERM/SIGINT)")
-    keep_last: int = Field(2, ge=1)
-    knn_every: int = Field(0, ge=0, description="0: no k-NN monitor during training")
-    knn_samples: int = Field(2000, ge=10)
-    monitor_every: int = Field(50, ge=1, description="collapse-monitor period in steps")
+    num_workers: StrictInt = Field(0, ge=0)
+    log_every: StrictInt = Field(10, ge=1)
+    checkpoint_every: StrictInt = Field(0, ge=0, description="0: only at the end (and on SIGTERM/SIGINT)")
+    keep_last: StrictInt = Field(2, ge=1)
+    knn_every: StrictInt = Field(0, ge=0, description="0: no k-NN monitor during training")
+    knn_samples: StrictInt = Field(2000, ge=10)
+    monitor_every: StrictInt = Field(50, ge=1, description="collapse-monitor period in steps")
     nonfinite: Literal["stop", "skip"] = "stop"
-    max_nonfinite_skips: int = Field(10, ge=0)
+    max_nonfinite_skips: StrictInt = Field(10, ge=0)
     stop_on_collapse: bool = False
     compile: bool = False
     channels_last: bool = Field(
         False, description="store 4-D (conv) weights channels-last: the faster layout for convolutions on CPU "
         "(oneDNN) and on GPU tensor cores; a no-op for models without conv layers")
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"'{value}' is not a device; use auto, cpu, cuda, cuda:N or mps")
+        return value
+
 
 class EvalConfig(Strict):
-    knn_k: list[int] = Field(default_factory=lambda: [20, 200])
-    knn_temperature: float = Field(0.07, gt=0)
-    probe_seeds: int = Field(3, ge=1)
-    probe_max_iter: int = Field(200, ge=1)
-    probe_weight_decays: list[float] = Field(default_factory=lambda: [0.0, 1e-4, 1e-3, 1e-2])
-    val_fraction: float = Field(0.1, gt=0, lt=1)
+    knn_k: list[PositiveInt] = Field(default_factory=lambda: [20, 200])
+    knn_temperature: Float = Field(0.07, gt=0)
+    probe_seeds: StrictInt = Field(3, ge=1)
+    probe_max_iter: StrictInt = Field(200, ge=1)
+    probe_weight_decays: list[Annotated[Float, Field(ge=0)]] = Field(default_factory=lambda: [0.0, 1e-4, 1e-3, 1e-2])
+    val_fraction: Float = Field(0.1, gt=0, lt=1)
     baselines: list[Literal["raw", "random_init"]] = Field(default_factory=lambda: ["raw", "random_init"])
-    batch_size: int = Field(512, ge=1)
-    max_train_samples: int | None = Field(None, ge=1)
-    max_test_samples: int | None = Field(None, ge=1)
+    batch_size: StrictInt = Field(512, ge=1)
+    max_train_samples: StrictInt | None = Field(None, ge=1)
+    max_test_samples: StrictInt | None = Field(None, ge=1)
 
 
 class Recipe(Strict):
     name: str
     description: str = ""
-    seed: int = 0
+    seed: StrictInt = 0
     plugins: list[str] = Field(default_factory=list, description="modality plugins this recipe needs")
     data: Component
     encoder: Component | None = None
@@ -143,11 +178,12 @@ class Recipe(Strict):
         return self.towers is not None
 
 
-def _format_errors(error: ValidationError, model: type[BaseModel], source: str) -> str:
+def _format_errors(error: ValidationError, model: type[BaseModel], source: str,
+                   label: Callable[[str], str] = str) -> str:
     lines = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
+        path = label(".".join(str(part) for part in item["loc"]) or "(top level)")
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key" + _suggestion(model, item["loc"])
         lines.append(f"{source}: {path}: {message}")
@@ -170,78 +206,86 @@ def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``train.lr=0.1`` → (['train', 'lr'], 0.1); the value is read as YAML (numbers, lists, booleans)."""
-    if "=" not in text:
-        raise ConfigError(f"override '{text}': expected KEY=VALUE, e.g. train.steps=100")
-    key, raw = text.split("=", 1)
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override '{text}': empty key")
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({error})") from error
-    return key.split("."), value
+def _check_context_only(recipe: Recipe, source: str, label: Callable[[str], str]) -> None:
+    """``data_root``, ``seed`` and ``synthetic`` under ``data:`` (or a paired source) are refused, naming the key."""
+    specs: list[tuple[str, Any]] = [("data", recipe.data.params)]
+    sources = recipe.data.params.get("sources")
+    if isinstance(sources, dict):
+        specs += [(f"data.sources.{name}", spec) for name, spec in sources.items()]
+    for path, params in specs:
+        for key, reason in CONTEXT_ONLY.items():
+            if isinstance(params, dict) and key in params:
+                raise ConfigError(f"{source}: {label(f'{path}.{key}')}: not a recipe key ({reason})")
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    result = copy.deepcopy(raw)
-    for text in overrides:
-        path, value = parse_override(text)
-        node: Any = result
-        for depth, part in enumerate(path[:-1]):
-            if isinstance(node, list):
-                node = _list_item(node, part, path[: depth + 1])
-                continue
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{text}': '{'.'.join(path[:depth])}' is not a mapping")
-            node = node.setdefault(part, {})
-        if isinstance(node, list):
-            node[_list_index(node, path[-1], path)] = value
-        elif isinstance(node, dict):
-            node[path[-1]] = value
-        else:
-            raise ConfigError(f"override '{text}': '{'.'.join(path[:-1])}' is not a mapping")
-    return result
-
-
-def _list_index(node: list[Any], part: str, path: list[str]) -> int:
-    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
-        raise ConfigError(f"override key '{'.'.join(path)}': '{part}' is not an index of a list of {len(node)}")
-    return int(part)
-
-
-def _list_item(node: list[Any], part: str, path: list[str]) -> Any:
-    return node[_list_index(node, part, path)]
+def _variant_label(variant: str, keys: list[str]) -> Callable[[str], str]:
+    """Error paths a variant's keys produced are shown where they are written: ``variants.gpu.train.lr``."""
+    def label(path: str) -> str:
+        hit = any(path == key or path.startswith(f"{key}.") for key in keys)
+        return f"variants.{variant}.{path}" if hit else path
+    return label
 
 
 def recipe_from_dict(raw: Any, *, source: str = "recipe", overrides: list[str] | None = None,
                      variant: str | None = None) -> Recipe:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    label: Callable[[str], str] = str
     if variant is not None:
         variants = raw.get("variants") or {}
-        if variant not in variants:
-            raise ConfigError(f"{source}: variants.{variant}: no such variant (have: {', '.join(variants) or 'none'})")
-        raw = apply_overrides(raw, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
-                                    for k, v in variants[variant].items()])
+        if not isinstance(variants, dict) or variant not in variants:
+            have = ", ".join(map(str, variants)) if isinstance(variants, dict) else "none"
+            raise ConfigError(f"{source}: variants.{variant}: no such variant (have: {have or 'none'})")
+        changes = variants[variant]
+        if not isinstance(changes, dict):
+            raise ConfigError(f"{source}: variants.{variant}: expected a mapping of dotted keys to values")
+        raw = copy.deepcopy(raw)  # the variant's values are set as loaded, not dumped and re-parsed
+        for key, value in changes.items():
+            set_dotted(raw, str(key).split("."), value, label=f"{source}: variants.{variant}.{key}")
+        label = _variant_label(variant, [str(key) for key in changes])
     raw = apply_overrides(raw, overrides or [])
     try:
-        return Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, Recipe, source)) from None
+        raise ConfigError(_format_errors(error, Recipe, source, label)) from None
+    _check_context_only(recipe, source, label)
+    return recipe
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None, variant: str | None = None) -> Recipe:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return recipe_from_dict(raw, source=str(path), overrides=overrides, variant=variant)
+    return recipe_from_dict(read_yaml_file(path), source=str(path), overrides=overrides, variant=variant)
+
+
+def variant_recipes(path: str | Path, overrides: list[str] | None = None) -> dict[str, Recipe]:
+    """Every variant of the recipe file, validated (``omnissl validate`` checks unused variants too)."""
+    raw = read_yaml_file(path)
+    variants = raw.get("variants") if isinstance(raw, dict) else None
+    if not isinstance(variants, dict):
+        return {}
+    return {str(name): recipe_from_dict(raw, source=str(path), overrides=overrides, variant=str(name))
+            for name in variants}
 
 
 def dump_recipe(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
+
+
+def recipe_differences(a: Any, b: Any, *, prefix: str = "") -> list[str]:
+    """Sorted dotted key paths where two recipe dumps differ (``train.lr``, ``augment.global.ops.0.p``).
+
+    Resume refuses a changed recipe; naming the key, not just the section, tells the user what to undo. Lists of
+    equal length are compared item by item; a list that changed length is one difference.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        paths: list[str] = []
+        for key in sorted(set(a) | set(b), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in a or key not in b:
+                paths.append(where)
+            else:
+                paths += recipe_differences(a[key], b[key], prefix=where)
+        return sorted(paths)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return sorted(p for i, (x, y) in enumerate(zip(a, b)) for p in
+                      recipe_differences(x, y, prefix=f"{prefix}.{i}" if prefix else str(i)))
+    return [] if a == b else [prefix or "(top level)"]

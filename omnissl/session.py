@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from omnissl.assemble import Assembled, assemble, random_init_encoders
-from omnissl.config import Recipe, load_recipe
+from omnissl.build import check_components
+from omnissl.config import Recipe, load_recipe, recipe_differences, variant_recipes
 from omnissl.data import training_loader
 from omnissl.errors import ConfigError
 from omnissl.eval.features import limit
@@ -39,8 +40,17 @@ def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
 
 
 def validate(path: str | Path, overrides: list[str] | None = None, variant: str | None = None) -> Recipe:
+    """Build the recipe (or the chosen variant) and run one step; every other variant is checked without building,
+    so a typo in a variant nobody uses today fails now, not on the GPU box later."""
     recipe = load_recipe(path, overrides, variant)
     dry_run(assemble(recipe, synthetic=16))
+    for name, changed in variant_recipes(path, overrides).items():
+        if name == variant:
+            continue
+        try:
+            check_components(changed)
+        except ConfigError as error:  # component errors start with their key path, which the variant wrote
+            raise ConfigError(f"{path}: variants.{name}.{error}") from None
     return recipe
 
 
@@ -56,13 +66,13 @@ def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
     saved_path = run_dir / "recipe.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"--resume: {saved_path} not found; is {run_dir} an omnissl run directory?")
-    saved = load_recipe(saved_path).model_dump()
-    given = recipe.model_dump()
+    saved = load_recipe(saved_path).model_dump(by_alias=True)
+    given = recipe.model_dump(by_alias=True)
     for section in (saved, given):
         for key in RESUME_MAY_CHANGE:
             section["train"].pop(key)
-    if saved != given:
-        changed = sorted(k for k in given if given[k] != saved.get(k))
+    changed = recipe_differences(saved, given)
+    if changed:
         allowed = ", ".join(f"train.{key}" for key in RESUME_MAY_CHANGE)
         raise ConfigError(f"--resume: the recipe differs from {saved_path} in: {', '.join(changed)} "
                           f"(only {allowed} may change when resuming)")

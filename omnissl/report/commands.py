@@ -133,6 +133,15 @@ def _finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-seeds", type=int, help="seeds to average (default 1)")
 
 
+def add_data_root_options(p: argparse.ArgumentParser, *, data_root: bool = True) -> None:
+    """``--data-root`` and the opt-in for recipe paths outside it (F15), for every verb that reads data."""
+    if data_root:
+        p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+    p.add_argument("--allow-outside-data-root", action="store_true",
+                   help="let the recipe read files outside the data root (absolute paths or '..'); "
+                        "same as OMNISSL_ALLOW_OUTSIDE_DATA_ROOT=1")
+
+
 def add_eval_options(p: argparse.ArgumentParser) -> None:
     """Options ``omnissl eval`` gains: the fine-tuning mode of the shared evaluation."""
     p.add_argument("--finetune", nargs="+", choices=["last_blocks", "full"],
@@ -143,7 +152,7 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("report", help="write RUN_DIR/report.html (plots, tables, embedding map)")
     p.add_argument("run_dir")
-    p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+    add_data_root_options(p)
     p.add_argument("--no-map", action="store_true", help="skip the sections that load the model (embedding map)")
     p.add_argument("--points", type=int, default=1000, help="test samples in the embedding map (default 1000)")
     p.set_defaults(func=cmd_report)
@@ -159,7 +168,7 @@ def add_parsers(sub: Any) -> None:
     _finetune_options(p)
     p.add_argument("--out", help="output folder (default: FIRST_RUN/compare)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+    add_data_root_options(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
@@ -169,12 +178,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--recipe", help="take the dataset from this recipe (needed for an export folder)")
     p.add_argument("--split", choices=["train", "test", "all"], default="all")
     p.add_argument("--device", default="auto")
-    p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+    add_data_root_options(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("export", help="export a run's encoder(s) to safetensors + JSON (+ HF save_pretrained)")
     p.add_argument("run_dir")
     p.add_argument("--out", help="output folder (default: RUN_DIR/export)")
     p.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
-    p.add_argument("--data-root", help="dataset root (default: $OMNISSL_DATA_DIR or ./data)")
+    add_data_root_options(p)
     p.set_defaults(func=cmd_export)
