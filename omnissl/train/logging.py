@@ -2,30 +2,82 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from omnissl.errors import CheckpointError, RunDirectoryError
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_note(run_dir: Path, message: str) -> None:
+    """Say ``message`` on stderr and keep it in ``RUN_DIR/notes.log`` (the report shows that file)."""
+    print(f"omnissl: {message}", file=sys.stderr)
+    with (run_dir / "notes.log").open("a", encoding="utf-8") as handle:
+        handle.write(message + "\n")
+
+
+def read_records(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """The records of a ``metrics.jsonl`` as ``(line, parsed)`` pairs, and its unterminated last line if it is not
+    a whole record (a kill or a full disk mid-write leaves one). Any other unreadable line is an error naming it."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    records, partial = [], None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+            problem = None if isinstance(parsed, dict) else "not a JSON object"
+        except ValueError as error:
+            problem = str(error)
+        if problem is not None:
+            if number == len(lines):  # no newline after it: the write was cut short
+                partial = line
+                continue
+            raise RunDirectoryError(f"{path} line {number} is not a metrics record ({problem}); remove or repair "
+                                    f"that line, then resume")
+        records.append((line, parsed))
+    return records, partial
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` so a crash leaves the old file or the new one, never a truncated one."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
 
 class MetricsWriter:
-    """Appends one JSON object per record. On resume, records from steps at or after the resumed step
-    (written after the last checkpoint by the interrupted run) are removed so the curve is not duplicated."""
+    """Appends one JSON object per record. On resume, records from steps after the resumed step (written after the
+    last checkpoint by the interrupted run) are removed so the curve is not duplicated; the file is rewritten
+    atomically so a second crash cannot lose the history before the checkpoint."""
 
     def __init__(self, run_dir: Path, *, enabled: bool = True, truncate_from_step: int = 0) -> None:
         self.enabled = enabled
+        self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
         self.notes_path = run_dir / "notes.log"
         self._tensorboard: Any = None
         if not enabled:
             return
         if truncate_from_step and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= truncate_from_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            self._truncate(truncate_from_step)
         self._file = self.path.open("a", encoding="utf-8")
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -33,6 +85,20 @@ class MetricsWriter:
             self._tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
         except ImportError:  # TensorBoard is optional at run time; JSONL is the record
             self._tensorboard = None
+
+    def _truncate(self, step: int) -> None:
+        records, partial = read_records(self.path)
+        kept = [line for line, record in records if record.get("step", 0) <= step]
+        if partial is not None:
+            self.note(f"{self.path}: dropped an incomplete last line ({len(partial)} characters, cut short by the "
+                      f"interrupted run)")
+        try:
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            raise CheckpointError(f"no space left while rewriting {self.path} for the resume at step {step}; "
+                                  f"nothing was lost; free space and resume") from None
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -44,10 +110,10 @@ class MetricsWriter:
                 self._tensorboard.add_scalar(key, value, step)
 
     def note(self, message: str) -> None:
-        print(f"omnissl: {message}", file=sys.stderr)
         if self.enabled:
-            with self.notes_path.open("a", encoding="utf-8") as handle:
-                handle.write(message + "\n")
+            write_note(self.run_dir, message)
+        else:
+            print(f"omnissl: {message}", file=sys.stderr)
 
     def close(self) -> None:
         if self.enabled:

@@ -8,7 +8,6 @@ checkpoints with exact resume, a wall-clock budget, clean stop on SIGTERM/SIGINT
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import time
@@ -23,18 +22,16 @@ from torch import nn
 from omnissl.assemble import Assembled
 from omnissl.config import TrainConfig, dump_recipe
 from omnissl.data import training_loader
-from omnissl.errors import OmnisslError, RunDirectoryError
+from omnissl.errors import CheckpointError, OmnisslError
 from omnissl.monitor import CollapseMonitor, collapse_stats
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import all_agree, autocast_dtype, init_distributed
+from omnissl.train.guard import NonFiniteLossError, all_finite, describe, nonfinite_entries
 from omnissl.train.knn_monitor import KnnMonitor
-from omnissl.train.logging import MetricsWriter, progress
+from omnissl.train.logging import MetricsWriter, atomic_write_text, progress, read_records, write_note
 from omnissl.train.optim import apply_schedules, build_optimizer
+from omnissl.train.rundir import RunLock, prepare_run_dir
 from omnissl.types import batch_size_of, to_device
-
-
-class NonFiniteLossError(OmnisslError, FloatingPointError):
-    """The loss or gradients became NaN/Inf more often than the recipe allows."""
 
 
 class CollapseError(OmnisslError, RuntimeError):
@@ -52,17 +49,6 @@ class TrainResult:
     last_logs: dict[str, float] = field(default_factory=dict)
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool) -> None:
-    """A run directory is never overwritten: an existing one needs ``resume=True``."""
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise RunDirectoryError(
-            f"run directory {run_dir} already exists; pass --resume to continue it or choose another --run-dir"
-        )
-    if resume and not ckpt.list_checkpoints(run_dir / "checkpoints"):
-        raise RunDirectoryError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to resume from")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
 def place_for_training(objective: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
     """Move ``objective`` to ``device`` in the layout training uses: with ``train.channels_last`` only the 4-D
     (conv) parameters change layout, and conv outputs follow their weights. Benchmarks that time steps outside the
@@ -75,32 +61,56 @@ def place_for_training(objective: nn.Module, config: TrainConfig, device: torch.
 
 class Trainer:
     def __init__(self, assembled: Assembled, run_dir: str | Path, *, resume: bool = False,
-                 checkpoint: str | Path | None = None) -> None:
+                 checkpoint: str | Path | None = None, recipe_source: str | None = None) -> None:
+        """``recipe_source``: the recipe path as the user gave it, shown in the resume commands this prints."""
         self.assembled = assembled
         self.recipe = assembled.recipe
         self.config = assembled.recipe.train
         self.run_dir = Path(run_dir)
+        self.resume_command = f"omnissl train {recipe_source or '<recipe>'} --run-dir {self.run_dir} --resume"
         self.dist, self.device = init_distributed(self.config.device)
-        if self.dist.is_main:
-            prepare_run_dir(self.run_dir, resume=resume or checkpoint is not None)
-        self.objective = place_for_training(assembled.objective, self.config, self.device)
-        self.model: nn.Module = self.objective
-        if self.dist.enabled:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.objective, device_ids=device_ids,
-                                                             find_unused_parameters=True)
-        self.optimizer = build_optimizer(self.objective, self.config)
-        self.amp_dtype = autocast_dtype(self.config.precision, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.step = 0
-        self.nonfinite_skips = 0
-        self._stop_signal: str | None = None
-        if resume or checkpoint is not None:
-            path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(self.run_dir / "checkpoints")
-            assert path is not None
-            self._restore(ckpt.load_checkpoint(path, map_location=self.device))
+        self._lock: RunLock | None = None
+        if self.dist.is_main:  # held until fit() ends: no second process may train into this directory
+            self._lock = prepare_run_dir(self.run_dir, resume=resume or checkpoint is not None)
+        try:
+            self.objective = place_for_training(assembled.objective, self.config, self.device)
+            self.model: nn.Module = self.objective
+            if self.dist.enabled:
+                device_ids = [self.device.index] if self.device.type == "cuda" else None
+                self.model = nn.parallel.DistributedDataParallel(self.objective, device_ids=device_ids,
+                                                                 find_unused_parameters=True)
+            self.optimizer = build_optimizer(self.objective, self.config)
+            self.amp_dtype = autocast_dtype(self.config.precision, self.device)
+            self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+            self.step = 0
+            self.nonfinite_skips = 0
+            self._stop_signal: str | None = None
+            if resume or checkpoint is not None:
+                self._restore(self._resume_payload(checkpoint))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run directory (fit() does this when it ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ----------------------------------------------------------------- checkpoints
+    def _resume_payload(self, checkpoint: str | Path | None) -> dict[str, Any]:
+        """An explicit ``checkpoint`` is loaded as given; otherwise the newest one that verifies, moving damaged
+        newer ones aside (kept for inspection, out of keep_last's count) with a note naming both files."""
+        if checkpoint is not None:
+            return ckpt.load_checkpoint(Path(checkpoint), map_location=self.device)
+        path, payload, passed_over = ckpt.load_resumable(self.run_dir / "checkpoints", map_location=self.device)
+        if self.dist.is_main:
+            for bad, why in passed_over:
+                aside = bad.with_name(bad.name + ".corrupt")
+                bad.replace(aside)
+                write_note(self.run_dir, f"{why}; resuming from {path} instead (the damaged file is now {aside})")
+        return payload
+
     def _payload(self) -> dict[str, Any]:
         rng = {"torch": torch.random.get_rng_state()}
         if torch.cuda.is_available():
@@ -119,11 +129,19 @@ class Trainer:
         self.step = int(payload["step"])
         self.nonfinite_skips = int(payload.get("nonfinite_skips", 0))
 
+    def _last_good(self) -> str:
+        return str(ckpt.latest_checkpoint(self.run_dir / "checkpoints") or "none yet")
+
     def save_checkpoint(self) -> Path | None:
+        """Save the step checkpoint; weights holding NaN/Inf are never saved (a "last good" file must be good)."""
         if not self.dist.is_main:
             return None
+        bad = nonfinite_entries(self.objective.state_dict())
+        if bad:
+            raise NonFiniteLossError(f"refusing to save the step {self.step} checkpoint: {describe(bad)}; "
+                                     f"last good checkpoint: {self._last_good()}")
         return ckpt.save_step_checkpoint(self._payload(), self.run_dir / "checkpoints", step=self.step,
-                                         keep_last=self.config.keep_last)
+                                         keep_last=self.config.keep_last, resume_command=self.resume_command)
 
     # ----------------------------------------------------------------- signals
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -148,11 +166,9 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             return self.model(views)
 
-    def _grads_finite(self) -> bool:
-        norms = [p.grad.detach().abs().max() for p in self.objective.parameters() if p.grad is not None]
-        return bool(torch.stack(norms).isfinite().all()) if norms else True
-
-    def train_step(self, batches: Any) -> tuple[Any, int]:
+    def train_step(self, batches: Any) -> tuple[Any, int, str]:
+        """One optimizer step. Status: ``"ok"``; ``"nonfinite"`` (NaN/Inf loss or gradients: no update was made);
+        ``"weights"`` (the update itself left NaN/Inf weights, which cannot be undone)."""
         self.optimizer.zero_grad(set_to_none=True)
         samples = 0
         output = None
@@ -169,18 +185,34 @@ class Trainer:
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
         output.loss = loss_sum
-        finite = bool(torch.isfinite(loss_sum)) and (self.scaler.is_enabled() or self._grads_finite())
-        if not finite and not self.scaler.is_enabled():
-            return output, -samples
+        # The loss is checked with the fp16 GradScaler on too: the scaler skips steps whose gradients overflow, as
+        # it should, but a NaN loss makes it skip every step, quietly, for the rest of the run.
+        grads = [p.grad for p in self.objective.parameters() if p.grad is not None]
+        bad = not bool(torch.isfinite(loss_sum)) or (not self.scaler.is_enabled() and not all_finite(grads))
+        if all_agree(bad, self.dist, self.device):
+            return output, samples, "nonfinite"
         self.scaler.unscale_(self.optimizer)
         if self.config.clip_grad is not None:
             nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return output, samples
+        return output, samples, "ok" if all_finite(self.objective.parameters()) else "weights"
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> TrainResult:
+        """Train to ``train.steps`` (or the budget / a signal); the run directory is released when it returns."""
+        try:
+            return self._fit()
+        except OSError as error:
+            if error.errno not in ckpt.DISK_FULL:
+                raise
+            what = f"{error.filename or 'the run directory'} at step {self.step}"
+            raise CheckpointError(ckpt.disk_full_message(what=what, directory=self.run_dir / "checkpoints",
+                                                         resume_command=self.resume_command)) from None
+        finally:
+            self.close()
+
+    def _fit(self) -> TrainResult:
         config = self.config
         start_step = self.step
         bundle = self.assembled.bundle
@@ -191,7 +223,7 @@ class Trainer:
         batches = iter(loader)
         writer = MetricsWriter(self.run_dir, enabled=self.dist.is_main, truncate_from_step=start_step)
         if self.dist.is_main and start_step == 0:
-            (self.run_dir / "recipe.yaml").write_text(dump_recipe(self.recipe), encoding="utf-8")
+            atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
             for name, source in bundle.artifacts.items():
                 (self.run_dir / "artifacts").mkdir(exist_ok=True)
                 shutil.copyfile(source, self.run_dir / "artifacts" / name)
@@ -205,10 +237,14 @@ class Trainer:
             while self.step < config.steps:
                 lr = apply_schedules(self.optimizer, self.step, config)
                 tick = time.perf_counter()
-                output, samples = self.train_step(batches)
-                if samples < 0:
+                output, samples, status = self.train_step(batches)
+                if status == "weights":
+                    raise NonFiniteLossError(
+                        f"non-finite weights after the update of step {self.step + 1} (loss {float(output.loss)}; "
+                        f"{describe(nonfinite_entries(self.objective.state_dict()))}); an update cannot be undone, "
+                        f"so this stops even with train.nonfinite=skip; last good checkpoint: {self._last_good()}")
+                if status == "nonfinite":
                     self._handle_nonfinite(output, writer)
-                    samples = -samples
                 else:
                     self.objective.on_step_end(step=self.step, total_steps=config.steps)
                 self.step += 1
@@ -246,8 +282,7 @@ class Trainer:
             if self.dist.is_main:
                 self.save_checkpoint()
             if self._stop_signal is not None:
-                writer.note(f"stopped by {self._stop_signal} at step {self.step}; resume with: "
-                            f"omnissl train <recipe> --run-dir {self.run_dir} --resume")
+                writer.note(f"stopped by {self._stop_signal} at step {self.step}; resume with: {self.resume_command}")
         finally:
             bar.close()
             writer.close()
@@ -260,19 +295,22 @@ class Trainer:
                            last_logs=last_logs)
 
     def _handle_nonfinite(self, output: Any, writer: MetricsWriter) -> None:
+        """Count a step whose loss or gradients were NaN/Inf (no update was made); stop past the allowance.
+        The step is numbered as metrics.jsonl numbers it (1-based)."""
         terms = {k: float(v) for k, v in output.logs.items()}
-        message = f"non-finite loss or gradient at step {self.step} (loss {float(output.loss)}, terms {terms})"
+        message = f"non-finite loss or gradient at step {self.step + 1} (loss {float(output.loss)}, terms {terms})"
         self.nonfinite_skips += 1
         writer.note(message)
         if self.config.nonfinite == "stop" or self.nonfinite_skips > self.config.max_nonfinite_skips:
-            latest = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
-            raise NonFiniteLossError(f"{message}; last good checkpoint: {latest or 'none yet'}")
+            raise NonFiniteLossError(f"{message}; last good checkpoint: {self._last_good()}")
 
 
-def train(assembled: Assembled, run_dir: str | Path, *, resume: bool = False) -> TrainResult:
-    return Trainer(assembled, run_dir, resume=resume).fit()
+def train(assembled: Assembled, run_dir: str | Path, *, resume: bool = False,
+          recipe_source: str | None = None) -> TrainResult:
+    return Trainer(assembled, run_dir, resume=resume, recipe_source=recipe_source).fit()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``RUN_DIR/metrics.jsonl`` (an incomplete last line, left by a kill, is not a record)."""
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return [record for _, record in read_records(path)[0]] if path.exists() else []

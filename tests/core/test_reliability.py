@@ -42,7 +42,7 @@ def test_truncated_checkpoint_is_detected_and_the_previous_one_offered(tmp_path:
 def test_a_checkpoint_with_pickled_objects_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "step_00000001.pt"
     torch.save({"step": 1, "model": {}, "evil": Path("/")}, path)  # a non-tensor object needs unpickling
-    with pytest.raises(CheckpointError, match="unreadable"):
+    with pytest.raises(CheckpointError, match="refused: contains Python objects"):
         ckpt.load_checkpoint(path)
 
 
@@ -66,8 +66,67 @@ def _poison(assembled: Any, *, at_calls: set[int], embeddings: torch.Tensor | No
 def test_nan_loss_stops_with_step_and_last_good_checkpoint(tmp_path: Path) -> None:
     assembled = _assembled()
     _poison(assembled, at_calls={3})
-    with pytest.raises(NonFiniteLossError, match=r"step 2 .*last good checkpoint: .*step_00000002\.pt"):
+    # The third step is "step 3", as metrics.jsonl numbers it (1-based): its last record is step 2.
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint: .*step_00000002\.pt"):
         Trainer(assembled, tmp_path / "run").fit()
+    assert max(r["step"] for r in read_metrics(tmp_path / "run") if "loss" in r) == 2
+
+
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_fp16_with_a_grad_scaler_still_sees_a_nan_loss(tmp_path: Path, mode: str) -> None:
+    assembled = _assembled(precision="fp16", nonfinite=mode, max_nonfinite_skips=1)
+    _poison(assembled, at_calls={2})
+    trainer = Trainer(assembled, tmp_path / "run")
+    assert trainer.scaler.is_enabled()
+    if mode == "stop":
+        with pytest.raises(NonFiniteLossError, match=r"non-finite loss or gradient at step 2 "):
+            trainer.fit()
+    else:
+        assert trainer.fit().steps_done == 4
+        assert trainer.nonfinite_skips == 1
+        assert "step 2" in (tmp_path / "run" / "notes.log").read_text()
+
+
+def _finite(path: Path) -> bool:
+    model = ckpt.load_checkpoint(path)["model"]
+    return all(bool(v.isfinite().all()) for v in model.values() if v.is_floating_point())
+
+
+def _update_overflows_at(trainer: Trainer, *, step: int) -> None:
+    """The optimizer's ``step``-th update leaves an inf weight, as a huge learning rate eventually does (the audit's
+    lr 1e6 run), while the loss and gradients of that step are still finite."""
+    original, calls = trainer.optimizer.step, {"n": 0}
+
+    def overflowing_step(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == step:
+            with torch.no_grad():
+                next(trainer.objective.parameters()).view(-1)[0] = float("inf")
+        return result
+
+    trainer.optimizer.step = overflowing_step  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_an_update_that_makes_the_weights_non_finite_stops_and_is_never_checkpointed(tmp_path: Path,
+                                                                                     mode: str) -> None:
+    trainer = Trainer(_assembled(nonfinite=mode, max_nonfinite_skips=3), tmp_path / "run")
+    _update_overflows_at(trainer, step=2)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite weights after the update of step 2 .*"
+                                                 r"last good checkpoint: .*step_00000001\.pt"):
+        trainer.fit()
+    checkpoints = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in checkpoints] == ["step_00000001.pt"] and all(_finite(p) for p in checkpoints)
+
+
+def test_a_checkpoint_of_non_finite_weights_is_refused(tmp_path: Path) -> None:
+    trainer = Trainer(_assembled(), tmp_path / "run")
+    with torch.no_grad():
+        next(trainer.objective.parameters()).view(-1)[:3] = float("nan")
+    with pytest.raises(NonFiniteLossError, match=r"refusing to save the step 0 checkpoint: 3 non-finite"):
+        trainer.save_checkpoint()
+    assert not ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")
 
 
 def test_nan_loss_can_be_skipped_a_bounded_number_of_times(tmp_path: Path) -> None:

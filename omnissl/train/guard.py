@@ -1,0 +1,42 @@
+"""The non-finite guard's checks: loss, gradients, weights after the update, and weights before a save.
+
+Checking the loss and gradients before the update is not enough: a finite but huge update (a too-large learning
+rate) can overflow the weights themselves, and every later loss is then NaN. If such weights were saved, the
+"last good checkpoint" the guard names would hold them (an audit found 11 inf weights in one). So the weights are
+checked after every update, and a checkpoint of non-finite tensors is refused outright.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from omnissl.errors import OmnisslError
+
+
+class NonFiniteLossError(OmnisslError, FloatingPointError):
+    """The loss, gradients or weights became NaN/Inf more often than the recipe allows."""
+
+
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """True when no floating-point tensor holds a NaN or Inf: one fused max-abs per tensor, one sync."""
+    floats = [t.detach() for t in tensors if t.is_floating_point()]
+    if not floats:
+        return True
+    norms = torch._foreach_norm(floats, float("inf"))  # the kernel clip_grad_norm_ uses; NaN propagates
+    return bool(torch.stack([n.float().to(norms[0].device) for n in norms]).isfinite().all())
+
+
+def nonfinite_entries(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Name → count of NaN/Inf values for every floating-point tensor of ``state`` that has any."""
+    if all_finite(state.values()):
+        return {}
+    return {name: int((~value.detach().isfinite()).sum()) for name, value in state.items()
+            if value.is_floating_point() and not bool(value.detach().isfinite().all())}
+
+
+def describe(entries: dict[str, int]) -> str:
+    """``'12 non-finite values in encoder.conv1.weight, head.bias'`` (at most three names)."""
+    names = ", ".join(list(entries)[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    return f"{sum(entries.values())} non-finite values in {names}"
