@@ -108,6 +108,14 @@ def _png(colour: int) -> bytes:
     return buffer.getvalue()
 
 
+def _file_bytes(kind: str, payload: object) -> bytes:
+    if kind == "png":
+        return _png(int(payload))
+    if kind == "cut":
+        return _png(9)[: int(payload)]
+    return bytes(payload) if kind == "noise" else b"x"
+
+
 # one file: (kind, payload); kinds "png" (valid), "cut" (truncated png), "noise" (random bytes named .png),
 # "other" (a non-image suffix, to be counted in the warning)
 files = st.lists(st.one_of(
@@ -135,9 +143,7 @@ def test_image_folder_loads_faithfully_counts_the_rest_or_raises(tree: dict[str,
                 for i, (kind, payload) in enumerate(tree[name]):
                     suffix = payload if kind == "other" else ".png"
                     path = base / name / f"f{i}{suffix}"
-                    data = {"png": lambda: _png(payload), "cut": lambda: _png(9)[:payload],
-                            "noise": lambda: payload, "other": lambda: b"x"}[kind]()
-                    path.write_bytes(data)
+                    path.write_bytes(_file_bytes(kind, payload))
                     written.append(path.name)
                     if kind != "other":
                         expected.append((kind, payload))
