@@ -218,3 +218,21 @@ def test_csv_paths_stay_inside_the_data_root(tmp_path: Path) -> None:
         outside = {key: str(tmp_path / inside[key]) for key in ("edges", "nodes", "labels")}
         bundle = graph_csv(**{**inside, **outside})
         assert len(bundle.train) + len(bundle.test or []) == 2
+
+
+@pytest.mark.parametrize("part, edit, message", [
+    ("A", lambda t: t[: len(t) - 3], r"MUTAG_A\.txt: line 7442 has no line end"),              # cut mid-line
+    ("graph_indicator", lambda t: t.replace("1\r\n2\r\n", "1\r\n3\r\n", 1),
+     r"graph_indicator\.txt: line 18: graph id 3 after 1"),
+    ("A", lambda t: "0, 1\r\n" + t, r"MUTAG_A\.txt: line 1: edge \[0, 1\] names a node outside 1\.\.3371"),
+    ("node_labels", lambda t: t.replace("0\r\n", "9999999\r\n", 1), r"node_labels\.txt: labels span 0\.\.9999999"),
+    ("node_labels", lambda t: t[: t.rindex("\r\n", 0, len(t) - 2) + 2], r"node_labels\.txt: 3370 rows, expected 3371"),
+])
+def test_tu_raw_files_pyg_would_misread_are_data_errors(data_root: Path, tmp_path: Path, part: str, edit,
+                                                        message: str) -> None:
+    """PyG's parser drops an unterminated last line and moves nodes between graphs on unsorted ids, silently."""
+    raw = copy_mutag(data_root, tmp_path)
+    path = raw / f"MUTAG_{part}.txt"
+    path.write_bytes(edit(path.read_bytes().decode()).encode())
+    with pytest.raises(DataError, match=message):
+        tu_dataset(dataset="MUTAG", data_root=tmp_path)

@@ -31,7 +31,7 @@ from torch_geometric.data import Batch, Data
 from omnissl.errors import DataError
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
-from omnissl_graph.readers import read_cora_npz, read_cora_pickles, read_tu_graphs
+from omnissl_graph.readers import check_graph, read_cora_npz, read_cora_pickles, read_tu_graphs
 
 # Node-feature width and class count of each TU set (one-hot node labels), for synthetic stand-ins.
 TU_SPECS = {"MUTAG": (7, 2), "PROTEINS": (3, 2), "NCI1": (37, 2)}
@@ -94,24 +94,6 @@ def graph_raw_features(x: Batch) -> Tensor:
 def node_raw_features(x: dict[str, Any]) -> Tensor:
     """Raw baseline for node batches: the requested nodes' input features ``(B, F)``."""
     return x["graph"].x[x["nodes"]].float()
-
-
-def check_graph(graph: Data, where: str) -> None:
-    """Empty graphs, edge ids out of range and missing/non-finite features are errors, never dropped."""
-    if graph.x is None or graph.x.ndim != 2:
-        raise DataError(f"{where}: node features missing (x must be (num_nodes, F), got {getattr(graph.x, 'shape', None)})")
-    n = graph.x.shape[0]
-    if n == 0:
-        raise DataError(f"{where}: graph has no nodes")
-    if not torch.isfinite(graph.x).all():
-        row = int((~torch.isfinite(graph.x)).any(1).nonzero()[0])
-        raise DataError(f"{where}: node {row} has a missing or non-finite feature")
-    ei = graph.edge_index
-    if ei is None or ei.ndim != 2 or ei.shape[0] != 2:
-        raise DataError(f"{where}: edge_index must be (2, E), got {getattr(ei, 'shape', None)}")
-    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
-        bad = int(((ei < 0) | (ei >= n)).any(0).nonzero()[0])
-        raise DataError(f"{where}: edge {bad} ({int(ei[0, bad])} → {int(ei[1, bad])}) is out of range for {n} nodes")
 
 
 def graph_bundle(graphs: Sequence[Data], *, num_classes: int | None = None, test_fraction: float = 0.1,

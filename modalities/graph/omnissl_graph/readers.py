@@ -24,6 +24,25 @@ TU_RAW_FILES = ("A", "graph_indicator", "graph_labels", "node_labels")
 PLANETOID_RAW_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 CORA_NPZ_KEYS = ("x_indptr", "x_indices", "x_shape", "y", "edge_index", "train_mask", "val_mask", "test_mask")
 MAX_DENSE_FEATURES = 1 << 30  # a crafted x_shape must not make us allocate terabytes
+MAX_ONE_HOT = 100_000  # widest label range one-hot encoded (PyG allocates nodes × range)
+
+
+def check_graph(graph: Data, where: str) -> None:
+    """Empty graphs, edge ids out of range and missing/non-finite features are errors, never dropped."""
+    if graph.x is None or graph.x.ndim != 2:
+        raise DataError(f"{where}: node features missing (x must be (num_nodes, F), got {getattr(graph.x, 'shape', None)})")
+    n = graph.x.shape[0]
+    if n == 0:
+        raise DataError(f"{where}: graph has no nodes")
+    if not torch.isfinite(graph.x).all():
+        row = int((~torch.isfinite(graph.x)).any(1).nonzero()[0])
+        raise DataError(f"{where}: node {row} has a missing or non-finite feature")
+    ei = graph.edge_index
+    if ei is None or ei.ndim != 2 or ei.shape[0] != 2:
+        raise DataError(f"{where}: edge_index must be (2, E), got {getattr(ei, 'shape', None)}")
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
+        bad = int(((ei < 0) | (ei >= n)).any(0).nonzero()[0])
+        raise DataError(f"{where}: edge {bad} ({int(ei[0, bad])} → {int(ei[1, bad])}) is out of range for {n} nodes")
 
 
 def require_files(folder: Path, names: list[str], *, hint: str) -> None:
@@ -35,6 +54,67 @@ def require_files(folder: Path, names: list[str], *, hint: str) -> None:
         raise DataError(f"{folder}: missing {', '.join(missing)} ({hint}; nothing is downloaded)")
 
 
+def _int_rows(path: Path) -> list[list[int]]:
+    """A TU text file as rows of ints, read the way PyG's ``read_txt_array`` splits it (``\\n``, then ``,``)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: bytes are not valid UTF-8 ({error.reason})") from None
+    lines = text.split("\n")
+    if lines[-1].strip():  # PyG drops an unterminated last line without a word
+        raise DataError(f"{path}: line {len(lines)} has no line end (a truncated file?)")
+    rows = []
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            rows.append([int(cell) for cell in line.split(",")])
+        except ValueError:
+            raise DataError(f"{path}: line {number}: expected comma-separated integers, got {line.strip()[:40]!r}") \
+                from None
+    return rows
+
+
+def check_tu_raw(raw: Path, *, name: str) -> None:
+    """What PyG's TU parser would get wrong without a word: unsorted or gapped graph ids (nodes silently moved to
+    another graph), edges naming nodes that do not exist, row counts that disagree, node labels so large that
+    their one-hot encoding would exhaust memory."""
+    def rows(part: str, width: int | None = 1) -> list[list[int]]:
+        path = raw / f"{name}_{part}.txt"
+        found = _int_rows(path)
+        bad = next((i for i, row in enumerate(found) if len(row) != (width or len(found[0]))), None)
+        if bad is not None:
+            raise DataError(f"{path}: line {bad + 1} has {len(found[bad])} values, expected {width or len(found[0])}")
+        return found
+
+    indicator = [row[0] for row in rows("graph_indicator")]
+    where = raw / f"{name}_graph_indicator.txt"
+    if not indicator or indicator[0] != 1:
+        raise DataError(f"{where}: line 1: graph ids must start at 1 (got {indicator[:1] or 'an empty file'})")
+    step = next((i for i in range(1, len(indicator)) if indicator[i] - indicator[i - 1] not in (0, 1)), None)
+    if step is not None:
+        raise DataError(f"{where}: line {step + 1}: graph id {indicator[step]} after {indicator[step - 1]} "
+                        f"(nodes must be listed graph by graph, ids 1..G without gaps)")
+    nodes, graphs = len(indicator), indicator[-1]
+    labels = rows("graph_labels")
+    if len(labels) != graphs:
+        raise DataError(f"{raw}: {name}_graph_labels.txt has {len(labels)} labels but "
+                        f"{name}_graph_indicator.txt names {graphs} graphs")
+    edges = rows("A", 2)
+    bad = next((i for i, (a, b) in enumerate(edges) if not (1 <= a <= nodes and 1 <= b <= nodes)), None)
+    if bad is not None:
+        raise DataError(f"{raw / f'{name}_A.txt'}: line {bad + 1}: edge {edges[bad]} names a node outside 1..{nodes}")
+    for part, count in (("node_labels", nodes), ("edge_labels", len(edges))):
+        if part == "edge_labels" and not (raw / f"{name}_{part}.txt").is_file():
+            continue
+        found, path = rows(part, None), raw / f"{name}_{part}.txt"
+        if len(found) != count:
+            raise DataError(f"{path}: {len(found)} rows, expected {count} (one per {part.split('_')[0]})")
+        for column in zip(*found):
+            if max(column) - min(column) > MAX_ONE_HOT:
+                raise DataError(f"{path}: labels span {min(column)}..{max(column)}, too wide to one-hot encode")
+
+
 def read_tu_graphs(raw: Path, *, name: str) -> list[Data]:
     """``<raw>/<name>_*.txt`` → one ``Data(x, edge_index, y)`` per graph, exactly as ``TUDataset(name)`` yields
     them with its defaults (one-hot node labels, ``use_node_attr=False``; edge attributes dropped)."""
@@ -42,6 +122,7 @@ def read_tu_graphs(raw: Path, *, name: str) -> list[Data]:
     from torch_geometric.io import read_tu_data
 
     require_files(raw, [f"{name}_{part}.txt" for part in TU_RAW_FILES], hint="TU raw files")
+    check_tu_raw(raw, name=name)
     try:
         data, slices, sizes = read_tu_data(str(raw), name)
     except DataError:
@@ -58,7 +139,9 @@ def read_tu_graphs(raw: Path, *, name: str) -> list[Data]:
     graphs = []
     for i in range(num_graphs):
         graph = separate(cls=Data, batch=data, idx=i, slice_dict=slices, decrement=False)
-        graphs.append(Data(x=graph.x, edge_index=graph.edge_index, y=graph.y))
+        graph = Data(x=graph.x, edge_index=graph.edge_index, y=graph.y)
+        check_graph(graph, f"{raw}: graph {i + 1}")
+        graphs.append(graph)
     return graphs
 
 
