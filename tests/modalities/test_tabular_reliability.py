@@ -151,8 +151,8 @@ def test_schema_with_non_finite_statistics_is_refused(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- adult
 def adult_lines(rows: int = 4) -> list[str]:
-    row = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, " \
-          "United-States, {}"
+    row = ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, "
+           "40, United-States, {}")
     return [row.format("<=50K" if i % 2 else ">50K") for i in range(rows)]
 
 

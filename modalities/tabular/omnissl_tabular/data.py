@@ -5,7 +5,8 @@ The schema (:mod:`omnissl_tabular.schema`) is fitted on the train split only and
 split. Because a dataset builder cannot see the run directory, the fixed schema is written to a cache folder keyed
 by the data's identity (paths, sizes, mtimes) and the settings — ``$OMNISSL_CACHE_DIR/tabular/<key>/schema.json``
 (default ``~/.cache/omnissl``) — and its path is published as ``input_spec["schema_path"]`` and in the bundle
-description; pass ``schema: <that path>`` to reuse a fixed schema on new data.
+description; to reuse a fixed schema on new data, copy it into the data root and pass ``schema: <relative path>``
+(recipe paths are read inside the data root; the cache path itself needs ``--allow-outside-data-root``).
 """
 
 from __future__ import annotations

@@ -286,8 +286,8 @@ def _check_finite_cells(raw: np.ndarray, standard: np.ndarray, *, name: str, sou
         too_large = ~np.isfinite(standard.astype(np.float32))
     if too_large.any():
         row = int(np.flatnonzero(too_large)[0])
-        raise DataError(f"{source}: numeric column '{name}' row {row} holds {float(raw[row])!r}, outside the float32 range "
-                        f"once standardised with the train mean/std")
+        raise DataError(f"{source}: numeric column '{name}' row {row} holds {float(raw[row])!r}, outside the float32 "
+                        f"range once standardised with the train mean/std")
 
 
 def _label_text(value: Any) -> str:

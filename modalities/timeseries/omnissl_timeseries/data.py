@@ -148,7 +148,7 @@ def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
         channels, length, classes, varying = KNOWN.get(dataset, (1, 64, 2, False))
         return synthetic_bundle(synthetic, channels=channels, length=length, num_classes=classes, varying=varying,
                                 seed=seed, variable_length=variable_length)
-    resolve_data_path(data_root, folder, key="data.folder")
+    resolve_data_path(data_root, folder, key="data.folder")  # checked on its own so the error names the right key
     base = resolve_data_path(data_root, Path(folder) / dataset, key="data.dataset")
     if not base.is_dir():
         raise DataError(f"data.dataset: no folder {base} (known: {', '.join(KNOWN)}; set $OMNISSL_DATA_DIR)")
@@ -203,10 +203,11 @@ def timeseries_files(*, train: str, test: str | None = None, format: Literal["au
                      csv_layout: Literal["wide", "long"] = "wide", label_column: str = "label",
                      id_column: str = "id", time_column: str = "time", variable_length: VariableLength = "pad",
                      data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths are read inside the data root (:func:`omnissl.paths.resolve_data_path`). ``.npz``: ``x`` ``(N, C, T)`` or ``(N, T)`` and ``y``.
-    ``.npy``: the array, with labels from ``*_labels`` (.npy) or unlabelled (−1). CSV wide: one row per
-    univariate series (``label_column`` + value columns); long: ``id_column``, ``time_column``, optional
-    ``label_column``, one column per channel."""
+    """Paths are read inside the data root (:func:`omnissl.paths.resolve_data_path`). ``.npz``: ``x``
+    ``(N, C, T)`` or ``(N, T)`` and ``y``. ``.npy``: the array, with labels from ``*_labels`` (.npy) or unlabelled
+    (−1). CSV wide: one row per univariate series (``label_column`` + value columns); long: ``id_column``,
+    ``time_column``, optional ``label_column``, one column per channel. Every row must have the header's number
+    of fields; ``?`` or an empty field is a missing value (NaN), ±inf is refused."""
     if synthetic is not None:
         return synthetic_bundle(synthetic, channels=1, length=64, num_classes=2, varying=False, seed=seed)
     options = {"csv_layout": csv_layout, "label_column": label_column, "id_column": id_column,
