@@ -23,7 +23,7 @@ from omnissl.errors import DataError
 TU_RAW_FILES = ("A", "graph_indicator", "graph_labels", "node_labels")
 PLANETOID_RAW_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 CORA_NPZ_KEYS = ("x_indptr", "x_indices", "x_shape", "y", "edge_index", "train_mask", "val_mask", "test_mask")
-MAX_DENSE_FEATURES = 1 << 30  # a crafted x_shape must not make us allocate terabytes
+MAX_DENSE_FEATURES = 1 << 27  # a crafted x_shape must not make us allocate gigabytes (Cora: 3.9M)
 MAX_ONE_HOT = 100_000  # widest label range one-hot encoded (PyG allocates nodes × range)
 
 
