@@ -186,3 +186,9 @@ def test_image_builders_confine_paths_to_the_data_root(tmp_path: Path) -> None:
     with outside_paths(True):
         assert len(image_npz(train="../out.npz", data_root=root).train) == 6
         assert len(image_folder(root="../tree", image_size=8, data_root=root).train) == 4
+
+
+def test_image_folder_images_beside_train_and_test_are_an_error(tmp_path: Path) -> None:
+    _tree(tmp_path / "f", {"train": "ab", "extra": "c"})
+    with pytest.raises(DataError, match=r"extra.c.0\.png: image outside"):
+        image_folder(root="f", image_size=8, data_root=tmp_path)

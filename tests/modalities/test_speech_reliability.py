@@ -171,3 +171,17 @@ def test_speech_builders_confine_paths_to_the_data_root(tmp_path: Path) -> None:
         audio_manifest(train="escape.csv", data_root=root)
     with outside_paths(True):
         assert len(audio_manifest(train="escape.csv", sample_rate=8000, data_root=root).train) == 2
+
+
+def test_audio_folder_train_alone_is_split_by_its_sub_folders(tmp_path: Path) -> None:
+    for label in ("no", "yes"):
+        for i in range(5):
+            _wav(tmp_path / "clips" / "train" / label / f"{i}.wav")
+    bundle = audio_folder(root="clips", sample_rate=8000, test_fraction=0.2, data_root=tmp_path)
+    assert bundle.input_spec["class_names"] == ("no", "yes") and len(bundle.train) + len(bundle.test) == 10
+    _wav(tmp_path / "clips" / "maybe" / "0.wav")
+    with pytest.raises(DataError, match=r"maybe.0\.wav: audio outside"):
+        audio_folder(root="clips", sample_rate=8000, data_root=tmp_path)
+    _wav(tmp_path / "only_test" / "test" / "no" / "0.wav")
+    with pytest.raises(DataError, match="no 'train' folder"):
+        audio_folder(root="only_test", sample_rate=8000, data_root=tmp_path)

@@ -19,7 +19,7 @@ from omnissl.errors import DataError
 from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
-from omnissl_image.folder import class_index, load_split, scan_split
+from omnissl_image.folder import IMAGE_SUFFIXES, class_index, load_split, scan_split
 from omnissl_image.readers import check_test_split, read_npz
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -182,6 +182,10 @@ def image_folder(*, root: str, image_size: int = 64, data_root: Path = Path(".")
     train_dir, test_dir = base / "train", base / "test"
     if not train_dir.is_dir():
         raise DataError(f"{base}: expected a 'train' folder with one sub-folder per class")
+    stray = sorted(p for p in base.rglob("*") if p.is_file() and p.relative_to(base).parts[0] not in ("train", "test")
+                   and p.suffix.lower() in IMAGE_SUFFIXES)
+    if stray:  # they would be left out without a word
+        raise DataError(f"{stray[0]}: image outside {train_dir} and {test_dir} ({len(stray)} such files)")
     train_files = scan_split(folder=train_dir)
     test_files = scan_split(folder=test_dir) if test_dir.is_dir() else None
     index = class_index(train=train_files, test=test_files, train_dir=train_dir, test_dir=test_dir)

@@ -105,8 +105,8 @@ def class_index(*, train: SplitFiles, test: SplitFiles | None, train_dir: Path, 
                         f"(classes not in train: {unknown}); it could never be predicted")
     absent = sorted(set(index) - set(test.by_class))
     if absent:
-        log.warning("image_folder: %d train classes have no folder in %s: %s; test labels still use the train "
-                    "class index", len(absent), test_dir, ", ".join(f"'{name}'" for name in absent))
+        log.warning("image_folder: %d train class(es) have no folder in %s: %s; test labels still use the "
+                    "train class index", len(absent), test_dir, ", ".join(f"'{name}'" for name in absent))
     return index
 
 

@@ -49,7 +49,8 @@ def integer_labels(*, y: np.ndarray, path: Path, num_classes: int | None) -> Ten
     if y.dtype.kind not in "biuf":
         raise DataError(f"{path}: 'y' must hold integer class indices, got dtype {y.dtype}")
     if y.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        # beyond 2**53 a float no longer names one integer, and the int64 cast would wrap
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) > 2.0**53))
         if bad.size:
             raise DataError(f"{path}: 'y' row {bad[0]} is {y[bad[0]]}, not an integer class index "
                             f"({bad.size} such rows)")

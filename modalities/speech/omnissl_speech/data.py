@@ -197,10 +197,19 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
         labels = [_folder_label(p, folder, label_from, regex) for p in files]
         return [read_audio(p, sample_rate=sample_rate) for p in files], labels, [str(p) for p in files]
 
-    if (base / "train").is_dir() and (base / "test").is_dir():
+    has_train, has_test = (base / "train").is_dir(), (base / "test").is_dir()
+    if has_test and not has_train:
+        raise DataError(f"{base}: has a 'test' folder but no 'train' folder")
+    if has_train:
+        # files beside train/ and test/ would otherwise be left out without a word
+        stray = sorted(p for p in base.rglob("*") if p.is_file() and p.relative_to(base).parts[0] not in
+                       ("train", "test") and p.suffix.lower() in AUDIO_SUFFIXES)
+        if stray:
+            raise DataError(f"{stray[0]}: audio outside {base}/train and {base}/test ({len(stray)} such files)")
+    if has_train and has_test:
         (tr_w, tr_l, tr_n), (te_w, te_l, te_n) = scan(base / "train"), scan(base / "test")
-    else:
-        waves, labels, names = scan(base)
+    else:  # ROOT/train alone is split like a flat tree (its sub-folders are the labels, not "train")
+        waves, labels, names = scan(base / "train" if has_train else base)
         tr, te = _stratified_split(labels, test_fraction=test_fraction, seed=seed)
         tr_w, tr_l, tr_n = [waves[i] for i in tr], [labels[i] for i in tr], [names[i] for i in tr]
         te_w, te_l, te_n = [waves[i] for i in te], [labels[i] for i in te], [names[i] for i in te]
