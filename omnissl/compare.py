@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
-from omnissl.config import Component, Recipe, load_recipe
+from omnissl.config import Component, Recipe, load_recipe, load_yaml_text
 from omnissl.errors import ConfigError
 from omnissl.eval.features import extract_features, limit, raw_features
 from omnissl.eval.finetune import FinetuneConfig, finetune
@@ -196,9 +195,9 @@ def parse_public(spec: str, context: dict[str, Any]) -> tuple[str, Encoder, Comp
     label, _, body = spec.partition("=") if "=" in spec.split("{")[0] else ("", "", spec)
     body = body.strip()
     if body.startswith("{"):
-        raw = yaml.safe_load(body)
-        if not isinstance(raw, dict) or "name" not in raw:
-            raise ConfigError(f"--public {spec}: a mapping needs a 'name' key (a registered encoder)")
+        raw = load_yaml_text(body, source=f"--public {spec}")
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not all(isinstance(k, str) for k in raw):
+            raise ConfigError(f"--public {spec}: a mapping needs a 'name' key (a registered encoder) and text keys")
         component = Component(**raw)
     elif (Path(body) / CONFIG_NAME).is_file():
         return label or f"public: {Path(body).name}", load_exported(body), None

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from omnissl.errors import ConfigError
+from omnissl.errors import CheckpointError, ConfigError
 from omnissl.types import Encoder
 
 CONFIG_NAME = "omnissl_encoder.json"
@@ -87,15 +87,55 @@ def export_encoder(encoder: Encoder, spec: Any, context: dict[str, Any], out_dir
     return path
 
 
+def check_output(paths: list[Path], *, verb: str, overwrite: bool, data_root: str | Path | None) -> None:
+    """Refuse, before any work, to write into the data root or to replace a file without ``overwrite``.
+
+    Run directories are never overwritten; exports and embeddings are results too, so replacing one needs the
+    user to say so (F16). The data root is read-only input for every command, whatever the flags.
+    """
+    from omnissl.assemble import data_root as resolve_root
+
+    root = resolve_root(data_root).expanduser().resolve()
+    for path in paths:
+        if path.expanduser().resolve().is_relative_to(root):
+            raise ConfigError(f"{verb} --out {path}: inside the data root {root}; omnissl never writes there, "
+                              f"choose another folder")
+    refuse_existing(paths, verb=verb, overwrite=overwrite)
+
+
+def refuse_existing(paths: list[Path], *, verb: str, overwrite: bool) -> None:
+    existing = [p for p in paths if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise ConfigError(f"{verb} --out: {existing[0]} already exists{more}; pass --overwrite to replace it")
+
+
+def export_paths(out: Path, towers: list[str] | None) -> list[Path]:
+    """The files an export writes, per tower folder; ``towers=None`` for a single-tower run."""
+    folders = [out] if towers is None else [out / tower for tower in towers]
+    for folder in [out, *folders]:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"export --out {out}: {folder} is a file; export writes a folder "
+                              f"({CONFIG_NAME} + {WEIGHTS_NAME}), give a folder path")
+    return [folder / name for folder in folders for name in (CONFIG_NAME, WEIGHTS_NAME, "hf_model")]
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None, *, checkpoint: str | Path | None = None,
-               data_root: str | Path | None = None) -> list[Path]:
-    """Export every tower of a trained run (latest checkpoint unless given); default ``RUN_DIR/export``."""
+               data_root: str | Path | None = None, overwrite: bool = False) -> list[Path]:
+    """Export every tower of a trained run (latest checkpoint unless given); default ``RUN_DIR/export``.
+    Existing export files are only replaced with ``overwrite=True``."""
     from omnissl.assemble import tower_context
+    from omnissl.config import load_recipe
     from omnissl.session import load_trained
     from omnissl.train import checkpoint as ckpt
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "export"
+    if not (run_dir / "recipe.yaml").is_file():
+        raise ConfigError(f"{run_dir} has no recipe.yaml: not an omnissl run directory")
+    saved = load_recipe(run_dir / "recipe.yaml")
+    towers = list(saved.tower_specs()) if saved.is_paired else None
+    check_output(export_paths(out, towers), verb="export", overwrite=overwrite, data_root=data_root)
     path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir / "checkpoints")
     assembled = load_trained(run_dir, checkpoint=path, root=data_root)
     recipe = assembled.recipe
@@ -120,29 +160,60 @@ def load_exported(directory: str | Path, *, map_location: str = "cpu") -> Encode
     from omnissl.registry import ENCODERS, load_plugins
 
     directory = Path(directory)
+    config = read_export_config(directory)
     config_path = directory / CONFIG_NAME
-    if not config_path.is_file():
-        raise ConfigError(f"{directory}: no {CONFIG_NAME}; not an `omnissl export` directory")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.get("format") != FORMAT:
-        raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ConfigError(f"{directory}: no {WEIGHTS_NAME} beside {CONFIG_NAME}; the export is incomplete "
+                          f"(export the run again)")
     installed = load_plugins()
-    missing = [p for p in config.get("plugins", []) if p not in installed]
+    missing = [p for p in config["plugins"] if p not in installed]
     if missing:
         raise ConfigError(f"{config_path}: needs plugin(s) {', '.join(missing)}, not installed")
     spec = Component(name=config["encoder"], **config["params"])
     encoder = build_component(ENCODERS, spec, f"{config_path}: encoder")
-    load_model(encoder, str(directory / WEIGHTS_NAME), strict=True, device=map_location)
+    try:
+        load_model(encoder, str(weights), strict=True, device=map_location)
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
+        detail = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"{weights}: cannot load into encoder '{spec.name}' "
+                              f"({type(error).__name__}: {detail})") from None
     return encoder
 
 
+def read_export_config(directory: Path) -> dict[str, Any]:
+    """``omnissl_encoder.json`` checked field by field, so a hand-edited or truncated file names what is wrong."""
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise ConfigError(f"{directory}: no {CONFIG_NAME}; not an `omnissl export` directory")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+    if config.get("format") != FORMAT:
+        raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    for key, kind, what in (("encoder", str, "a registered encoder name"),
+                            ("params", dict, "an object of builder parameters"),
+                            ("plugins", list, "a list of plugin names")):
+        value = config.get(key, [] if key == "plugins" else None)
+        if not isinstance(value, kind):
+            raise ConfigError(f"{config_path}: '{key}' must be {what}, got {value!r:.80}")
+    if "name" in config["params"]:
+        raise ConfigError(f"{config_path}: params.name: not a builder parameter")
+    return {"plugins": [], **config}
+
+
 def write_embeddings(encoder: Encoder, bundle: Any, out: str | Path, *, splits: tuple[str, ...] = ("train", "test"),
-                     select: Any = None, device: str = "cpu", batch_size: int = 256) -> dict[str, int]:
+                     select: Any = None, device: str = "cpu", batch_size: int = 256,
+                     overwrite: bool = False) -> dict[str, int]:
     """Pooled features of every sample of ``splits``, in dataset order, to ``out``:
 
     ``.npy``: the ``(N, D)`` float32 matrix, with ``<stem>.labels.npy`` ``(N,)`` and ``<stem>.split.npy`` ``(N,)``
     (``"train"``/``"test"``) beside it; ``.parquet``: columns ``split``, ``row`` (position in its split),
-    ``label`` and ``embedding`` (a list of D floats). Returns the row count per split.
+    ``label`` and ``embedding`` (a list of D floats). Returns the row count per split. Existing files are only
+    replaced with ``overwrite=True``.
     """
     import numpy as np
 
@@ -150,8 +221,7 @@ def write_embeddings(encoder: Encoder, bundle: Any, out: str | Path, *, splits: 
     from omnissl.train.distributed import resolve_device
 
     out = Path(out)
-    if out.suffix not in (".npy", ".parquet"):
-        raise ConfigError(f"embed --out {out}: the file must end in .npy or .parquet")
+    refuse_existing(embedding_paths(out), verb="embed", overwrite=overwrite)
     target = resolve_device(device)
     encoder.to(target)
     parts, counts = [], {}
@@ -180,3 +250,14 @@ def write_embeddings(encoder: Encoder, bundle: Any, out: str | Path, *, splits: 
         })
         pq.write_table(table, out)
     return counts
+
+
+def embedding_paths(out: Path) -> list[Path]:
+    """Every file :func:`write_embeddings` writes for ``out`` (a ``.npy`` has two companions)."""
+    if out.is_dir():
+        raise ConfigError(f"embed --out {out}: is a folder; give a file ending in .npy or .parquet")
+    if out.suffix not in (".npy", ".parquet"):
+        raise ConfigError(f"embed --out {out}: the file must end in .npy or .parquet")
+    if out.suffix == ".parquet":
+        return [out]
+    return [out, out.with_suffix(".labels.npy"), out.with_suffix(".split.npy")]

@@ -91,7 +91,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from omnissl.export import export_run
 
-    for path in export_run(Path(args.run_dir), args.out, checkpoint=args.checkpoint, data_root=args.data_root):
+    for path in export_run(Path(args.run_dir), args.out, checkpoint=args.checkpoint, data_root=args.data_root,
+                           overwrite=args.overwrite):
         print(f"wrote {path.parent} ({path.name} + encoder.safetensors)")
     return 0
 
@@ -99,10 +100,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from omnissl.assemble import build_data
     from omnissl.config import load_recipe
-    from omnissl.export import CONFIG_NAME, load_exported, write_embeddings
+    from omnissl.export import CONFIG_NAME, check_output, embedding_paths, load_exported, write_embeddings
     from omnissl.session import load_trained
 
     target = Path(args.target)
+    # Before loading anything: a refusal should not cost a model load and a pass over the dataset.
+    check_output(embedding_paths(Path(args.out)), verb="embed", overwrite=args.overwrite, data_root=args.data_root)
     if (target / CONFIG_NAME).is_file():
         if not args.recipe:
             raise ConfigError(f"embed {target}: an export folder has no dataset; give --recipe RECIPE for the data")
@@ -119,7 +122,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"embed {target}: neither a run directory (recipe.yaml) nor an export ({CONFIG_NAME})")
     splits = ("train", "test") if args.split == "all" else (args.split,)
-    counts = write_embeddings(encoder, bundle, args.out, splits=splits, device=args.device)
+    counts = write_embeddings(encoder, bundle, args.out, splits=splits, device=args.device, overwrite=args.overwrite)
     print(f"wrote {args.out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" rows × {encoder.embed_dim}")
     return 0
 
@@ -177,6 +180,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", required=True, help="FILE.npy or FILE.parquet")
     p.add_argument("--recipe", help="take the dataset from this recipe (needed for an export folder)")
     p.add_argument("--split", choices=["train", "test", "all"], default="all")
+    p.add_argument("--overwrite", action="store_true", help="replace existing embedding files (never by default)")
     p.add_argument("--device", default="auto")
     add_data_root_options(p)
     p.set_defaults(func=cmd_embed)
@@ -185,5 +189,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("run_dir")
     p.add_argument("--out", help="output folder (default: RUN_DIR/export)")
     p.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export (never by default)")
     add_data_root_options(p)
     p.set_defaults(func=cmd_export)
