@@ -133,3 +133,31 @@ def test_text_paths_stay_inside_the_data_root(tmp_path: Path, key: str) -> None:
     paths = {"train": "a.csv", "test": "a.csv", key: "../a.csv"}
     with pytest.raises(DataError, match=rf"data\.{key}: path '\.\./a\.csv' leaves the data root"):
         text_file(**paths, data_root=root)
+
+
+# ----------------------------------------------------------------------------- F2 (text side): a private tokeniser cache
+CORPUS = ["the cat sat on the mat", "a dog chased the cat", "stocks fell sharply on monday"] * 3
+
+
+def test_tokenizer_cache_is_private_and_owner_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache another user can write to could hand us their tokeniser: refused, naming the folder."""
+    import os
+    import stat
+
+    from omnissl_text.tokenization import train_tokenizer
+
+    cache = tmp_path / "fresh"
+    monkeypatch.setenv("OMNISSL_CACHE_DIR", str(cache))
+    train_tokenizer(CORPUS, vocab_size=60)
+    for folder in (cache, cache / "tokenizers"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("OMNISSL_CACHE_DIR", str(shared))
+    with pytest.raises(ConfigError, match=r"shared.*writable by group or others"):
+        train_tokenizer(CORPUS, vocab_size=60)
+    monkeypatch.setenv("OMNISSL_CACHE_DIR", str(cache))
+    monkeypatch.setattr(os, "geteuid", lambda: cache.stat().st_uid + 1)
+    with pytest.raises(ConfigError, match=r"fresh.*owned by uid"):
+        train_tokenizer(CORPUS, vocab_size=60)

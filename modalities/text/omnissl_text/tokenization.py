@@ -2,7 +2,8 @@
 
 Every tokeniser ends up as a local HF tokeniser directory (``tokenizer.json`` + config) so a trained one and a
 shipped one (e.g. the MiniLM package's) are used the same way. Trained tokenisers are cached under
-``$OMNISSL_CACHE_DIR/tokenizers/<sha256 of corpus and settings>`` (default ``~/.cache/omnissl``): evaluation rebuilds
+``$OMNISSL_CACHE_DIR/tokenizers/<sha256 of corpus and settings>`` (default ``~/.cache/omnissl``; mode 0700 and
+owner-checked, see :func:`private_dir`): evaluation rebuilds
 the data bundle from the recipe and finds the very tokeniser training used, and retraining it is deterministic anyway.
 
 Both trained kinds use BERT's special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0–4) and the template
@@ -56,7 +57,21 @@ class TokenizerInfo:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("OMNISSL_CACHE_DIR", Path.home() / ".cache" / "omnissl"))
+    return Path(os.environ.get("OMNISSL_CACHE_DIR", Path.home() / ".cache" / "omnissl")).expanduser()
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created with mode 0700, refused when another user owns it or others may write to it: whoever can
+    write a cache folder we read back can hand us their files (the graph cache of audit F2 ran code that way)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise ConfigError(f"{path}: cache directory is owned by uid {info.st_uid}, not by you (uid {os.geteuid()}); "
+                          f"set OMNISSL_CACHE_DIR to a folder of your own")
+    if info.st_mode & 0o022:
+        raise ConfigError(f"{path}: cache directory is writable by group or others (mode {oct(info.st_mode & 0o777)}); "
+                          f"chmod 700 it or set OMNISSL_CACHE_DIR to a private folder")
+    return path
 
 
 def load_error_text(error: BaseException) -> str:
@@ -127,7 +142,8 @@ def train_tokenizer(texts: Sequence[str], *, kind: TokenizerKind = "wordpiece", 
     for text in texts:
         digest.update(text.encode("utf-8"))
         digest.update(b"\x00")
-    target = (cache_dir or cache_root() / "tokenizers") / f"{kind}-{vocab_size}-{digest.hexdigest()[:16]}"
+    base = cache_dir or private_dir(private_dir(cache_root()) / "tokenizers")
+    target = base / f"{kind}-{vocab_size}-{digest.hexdigest()[:16]}"
     if not (target / "tokenizer.json").is_file():
         from transformers import PreTrainedTokenizerFast
 
