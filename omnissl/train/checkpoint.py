@@ -95,11 +95,13 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def disk_full_message(*, what: str, directory: Path, resume_command: str) -> str:
-    """One line for a full disk: what failed, which checkpoint is intact, and that resuming loses nothing."""
-    latest = latest_checkpoint(directory)
-    return (f"no space left while writing {what}; last good checkpoint: {latest or 'none yet'}; nothing was lost; "
-            f"free space and resume: {resume_command}")
+def raise_if_disk_full(error: OSError, *, what: str, directory: Path, resume_command: str) -> None:
+    """For a full disk (ENOSPC / EDQUOT), raise one line: what failed, which checkpoint is intact, and that
+    resuming loses nothing (instead of a traceback, or torch's 'unexpected pos'); otherwise return."""
+    if error.errno in DISK_FULL:
+        latest = latest_checkpoint(directory)
+        raise CheckpointError(f"no space left while writing {what}; last good checkpoint: {latest or 'none yet'}; "
+                              f"nothing was lost; free space and resume: {resume_command}") from None
 
 
 def save_step_checkpoint(payload: dict[str, Any], directory: Path, *, step: int, keep_last: int,
@@ -110,10 +112,8 @@ def save_step_checkpoint(payload: dict[str, Any], directory: Path, *, step: int,
     try:
         atomic_save(payload, path)
     except OSError as error:
-        if error.errno not in DISK_FULL:
-            raise
-        message = disk_full_message(what=f"step {step} checkpoint", directory=directory, resume_command=resume_command)
-        raise CheckpointError(message) from None
+        raise_if_disk_full(error, what=f"step {step} checkpoint", directory=directory, resume_command=resume_command)
+        raise
     for old in list_checkpoints(directory)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path
@@ -188,3 +188,18 @@ def load_resumable(directory: Path, *, map_location: str | torch.device = "cpu"
             passed_over.append((path, str(error)))
     tried = "; ".join(why for _, why in reversed(passed_over)) or f"no step_*.pt file in {directory}"
     raise CheckpointError(f"no usable checkpoint to resume from: {tried}")
+
+
+def load_for_resume(directory: Path, *, map_location: str | torch.device = "cpu",
+                    move_aside: bool = True) -> tuple[Path, dict[str, Any], list[str]]:
+    """:func:`load_resumable`, with each damaged newer checkpoint renamed ``NAME.corrupt`` (kept for inspection,
+    out of ``keep_last``'s count and of later resumes) and one note per file naming it and the one used."""
+    path, payload, passed_over = load_resumable(directory, map_location=map_location)
+    notes = []
+    for bad, why in passed_over:
+        aside = bad.with_name(bad.name + ".corrupt")
+        if move_aside:
+            bad.replace(aside)
+        notes.append(f"{why}; resuming from {path} instead" + (f" (the damaged file is now {aside})"
+                                                                 if move_aside else ""))
+    return path, payload, notes

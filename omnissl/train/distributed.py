@@ -58,7 +58,10 @@ def all_agree(flag: bool, info: DistInfo, device: torch.device) -> bool:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 (no autocast) on CPU/MPS."""
+    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 (no autocast) on CPU/MPS.
+
+    fp16 brings the GradScaler, which skips steps whose gradients overflow; the Trainer's non-finite guard checks the
+    loss itself on every step, so choosing fp16 (explicitly or through ``auto``) never turns the guard off."""
     if precision == "fp32":
         return None
     if precision == "bf16":

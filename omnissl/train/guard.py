@@ -40,3 +40,12 @@ def describe(entries: dict[str, int]) -> str:
     """``'12 non-finite values in encoder.conv1.weight, head.bias'`` (at most three names)."""
     names = ", ".join(list(entries)[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
     return f"{sum(entries.values())} non-finite values in {names}"
+
+
+def bad_weights_error(*, step: int, loss: float, state: Mapping[str, torch.Tensor], last_good: str
+                      ) -> NonFiniteLossError:
+    """The error for an update that left NaN/Inf weights: it stops even under ``train.nonfinite=skip``, since an
+    update cannot be skipped after the fact."""
+    return NonFiniteLossError(f"non-finite weights after the update of step {step} (loss {loss}; "
+                              f"{describe(nonfinite_entries(state))}); an update cannot be undone, so this stops even "
+                              f"with train.nonfinite=skip; last good checkpoint: {last_good}")

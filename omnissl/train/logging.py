@@ -63,6 +63,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``RUN_DIR/metrics.jsonl`` (an incomplete last line, left by a kill, is not a record)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [record for _, record in read_records(path)[0]] if path.exists() else []
+
+
 class MetricsWriter:
     """Appends one JSON object per record. On resume, records from steps after the resumed step (written after the
     last checkpoint by the interrupted run) are removed so the curve is not duplicated; the file is rewritten

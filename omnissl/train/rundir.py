@@ -71,8 +71,8 @@ def _reusable(run_dir: Path) -> bool:
     entries = [p for p in run_dir.iterdir() if p.name != LOCK_NAME]
     known = all(p.name in _EARLY_FILES if p.is_file() else p.name in _EARLY_DIRS and p.is_dir() for p in entries)
     checkpoints = run_dir / "checkpoints"
-    leftovers = [p for p in checkpoints.iterdir() if not ckpt.TEMP_PATTERN.match(p.name)] if checkpoints.is_dir() else []
-    return known and not leftovers
+    inside = list(checkpoints.iterdir()) if checkpoints.is_dir() else []
+    return known and all(ckpt.TEMP_PATTERN.match(p.name) for p in inside)
 
 
 def _clear_early_run(run_dir: Path) -> None:

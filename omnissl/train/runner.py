@@ -22,20 +22,25 @@ from torch import nn
 from omnissl.assemble import Assembled
 from omnissl.config import TrainConfig, dump_recipe
 from omnissl.data import training_loader
-from omnissl.errors import CheckpointError, OmnisslError
-from omnissl.monitor import CollapseMonitor, collapse_stats
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import all_agree, autocast_dtype, init_distributed
-from omnissl.train.guard import NonFiniteLossError, all_finite, describe, nonfinite_entries
+from omnissl.train.guard import NonFiniteLossError, all_finite, bad_weights_error, describe, nonfinite_entries
 from omnissl.train.knn_monitor import KnnMonitor
-from omnissl.train.logging import MetricsWriter, atomic_write_text, progress, read_records, write_note
+from omnissl.train.logging import MetricsWriter, atomic_write_text, progress, read_metrics, write_note
+from omnissl.train.monitors import CollapseError, StepMonitors
 from omnissl.train.optim import apply_schedules, build_optimizer
 from omnissl.train.rundir import RunLock, prepare_run_dir
 from omnissl.types import batch_size_of, to_device
 
-
-class CollapseError(OmnisslError, RuntimeError):
-    """The collapse monitor fired and the run was asked to stop on collapse."""
+__all__ = [
+    "CollapseError",
+    "NonFiniteLossError",
+    "TrainResult",
+    "Trainer",
+    "place_for_training",
+    "read_metrics",
+    "train",
+]
 
 
 @dataclass
@@ -82,6 +87,9 @@ class Trainer:
             self.optimizer = build_optimizer(self.objective, self.config)
             self.amp_dtype = autocast_dtype(self.config.precision, self.device)
             self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+            if self.dist.is_main and self.config.precision == "auto" and self.amp_dtype == torch.float16:
+                write_note(self.run_dir, "precision auto: fp16 with loss scaling (this GPU has no bf16); the "
+                                         "non-finite guard still checks every step's loss")
             self.step = 0
             self.nonfinite_skips = 0
             self._stop_signal: str | None = None
@@ -99,21 +107,19 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def _resume_payload(self, checkpoint: str | Path | None) -> dict[str, Any]:
-        """An explicit ``checkpoint`` is loaded as given; otherwise the newest one that verifies, moving damaged
-        newer ones aside (kept for inspection, out of keep_last's count) with a note naming both files."""
+        """An explicit ``checkpoint`` is loaded as given; otherwise the newest one that verifies (with a note naming
+        each damaged newer file, which is moved aside so keep_last does not count it)."""
         if checkpoint is not None:
             return ckpt.load_checkpoint(Path(checkpoint), map_location=self.device)
-        path, payload, passed_over = ckpt.load_resumable(self.run_dir / "checkpoints", map_location=self.device)
-        if self.dist.is_main:
-            for bad, why in passed_over:
-                aside = bad.with_name(bad.name + ".corrupt")
-                bad.replace(aside)
-                write_note(self.run_dir, f"{why}; resuming from {path} instead (the damaged file is now {aside})")
+        _, payload, notes = ckpt.load_for_resume(self.run_dir / "checkpoints", map_location=self.device,
+                                                 move_aside=self.dist.is_main)
+        for note in notes if self.dist.is_main else []:
+            write_note(self.run_dir, note)
         return payload
 
     def _payload(self) -> dict[str, Any]:
         rng = {"torch": torch.random.get_rng_state()}
-        if torch.cuda.is_available():
+        if self.device.type == "cuda":  # a CPU run must not start CUDA (nor need it in a forked child)
             rng["cuda"] = torch.stack([s for s in torch.cuda.get_rng_state_all()])  # type: ignore[assignment]
         return {"step": self.step, "model": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng, "nonfinite_skips": self.nonfinite_skips,
@@ -124,7 +130,7 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])
         torch.random.set_rng_state(payload["rng"]["torch"].cpu())
-        if "cuda" in payload["rng"] and torch.cuda.is_available():
+        if "cuda" in payload["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(list(payload["rng"]["cuda"].cpu()))
         self.step = int(payload["step"])
         self.nonfinite_skips = int(payload.get("nonfinite_skips", 0))
@@ -203,12 +209,10 @@ class Trainer:
         """Train to ``train.steps`` (or the budget / a signal); the run directory is released when it returns."""
         try:
             return self._fit()
-        except OSError as error:
-            if error.errno not in ckpt.DISK_FULL:
-                raise
-            what = f"{error.filename or 'the run directory'} at step {self.step}"
-            raise CheckpointError(ckpt.disk_full_message(what=what, directory=self.run_dir / "checkpoints",
-                                                         resume_command=self.resume_command)) from None
+        except OSError as error:  # a full disk anywhere in the run directory: one line, nothing lost
+            ckpt.raise_if_disk_full(error, what=f"{error.filename or 'the run directory'} at step {self.step}",
+                                    directory=self.run_dir / "checkpoints", resume_command=self.resume_command)
+            raise
         finally:
             self.close()
 
@@ -228,10 +232,10 @@ class Trainer:
                 (self.run_dir / "artifacts").mkdir(exist_ok=True)
                 shutil.copyfile(source, self.run_dir / "artifacts" / name)
         knn = KnnMonitor(self.assembled, self.device, config) if config.knn_every and self.dist.is_main else None
-        monitor = CollapseMonitor()
+        monitors = StepMonitors(config=config, knn=knn, enabled=self.dist.is_main)
         previous_handlers = self._install_signal_handlers()
         began, cpu_began = time.perf_counter(), time.process_time()
-        samples_total, stopped_because, last_logs, best_knn = 0, "steps", {}, float("-inf")
+        samples_total, stopped_because, last_logs = 0, "steps", {}
         bar = progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
         try:
             while self.step < config.steps:
@@ -239,10 +243,8 @@ class Trainer:
                 tick = time.perf_counter()
                 output, samples, status = self.train_step(batches)
                 if status == "weights":
-                    raise NonFiniteLossError(
-                        f"non-finite weights after the update of step {self.step + 1} (loss {float(output.loss)}; "
-                        f"{describe(nonfinite_entries(self.objective.state_dict()))}); an update cannot be undone, "
-                        f"so this stops even with train.nonfinite=skip; last good checkpoint: {self._last_good()}")
+                    raise bad_weights_error(step=self.step + 1, loss=float(output.loss),
+                                            state=self.objective.state_dict(), last_good=self._last_good())
                 if status == "nonfinite":
                     self._handle_nonfinite(output, writer)
                 else:
@@ -255,21 +257,8 @@ class Trainer:
                                  **{k: float(v) for k, v in output.logs.items()}}
                     writer.write(self.step, last_logs)
                     bar.set_postfix(loss=f"{last_logs['loss']:.4f}", lr=f"{lr:.2e}", sps=f"{rate:.0f}")
-                if output.embeddings is not None and self.step % config.monitor_every == 0 and self.dist.is_main:
-                    stats = collapse_stats(output.embeddings)
-                    writer.write(self.step, {f"collapse/{k}": v for k, v in stats.items()})
-                    if monitor.is_collapsed(stats):
-                        writer.note(f"step {self.step}: possible collapse: {monitor.describe(stats)}")
-                        if config.stop_on_collapse:
-                            self.save_checkpoint()
-                            raise CollapseError(f"collapse at step {self.step}: {monitor.describe(stats)}")
-                if knn is not None and self.step % config.knn_every == 0:
-                    measured = knn.measure()
-                    writer.write(self.step, measured)
-                    score = next(iter(measured.values()), None)
-                    if score is not None and score > best_knn:
-                        best_knn = score
-                        ckpt.atomic_save({**self._payload(), "knn": score}, self.run_dir / "checkpoints" / "best.pt")
+                monitors.after_step(step=self.step, output=output, writer=writer, payload=self._payload,
+                                    checkpoints=self.run_dir / "checkpoints", save_checkpoint=self.save_checkpoint)
                 bar.update(1)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_checkpoint()
@@ -308,9 +297,3 @@ class Trainer:
 def train(assembled: Assembled, run_dir: str | Path, *, resume: bool = False,
           recipe_source: str | None = None) -> TrainResult:
     return Trainer(assembled, run_dir, resume=resume, recipe_source=recipe_source).fit()
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``RUN_DIR/metrics.jsonl`` (an incomplete last line, left by a kill, is not a record)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return [record for _, record in read_records(path)[0]] if path.exists() else []

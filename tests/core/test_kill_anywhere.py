@@ -35,7 +35,8 @@ DEMO = str(ROOT / "recipes" / "image" / "simclr_digits.yaml")
 STEPS = 20
 TINY = [f"train.steps={STEPS}", "train.checkpoint_every=2", "train.keep_last=2", "train.log_every=1",
         "train.monitor_every=5", "train.warmup_steps=2", "train.knn_every=0", "train.max_minutes=null",
-        "train.batch_size=16", "encoder.width=4", "objective.hidden_dim=16", "objective.projection_dim=8"]
+        "train.batch_size=16", "train.device=cpu", "encoder.width=4", "objective.hidden_dim=16",
+        "objective.projection_dim=8"]
 Hook = Callable[[], None]
 
 
