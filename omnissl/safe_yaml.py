@@ -121,6 +121,7 @@ def load_yaml_text(text: str, *, source: str) -> Any:
     """Parse one YAML document under the rules above; ``source`` names it in errors (a path or an override)."""
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{source}: {len(text)} characters, larger than the {MAX_BYTES}-byte limit for YAML")
+    one_line = "\n" not in text.strip()  # an override value: "line 1" would say nothing
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -129,11 +130,11 @@ def load_yaml_text(text: str, *, source: str) -> Any:
         _check_tree(loader, node)
         return loader.construct_document(node)
     except _Refused as refused:
-        raise ConfigError(f"{_where(source, refused.mark)}: {refused.message}") from None
+        raise ConfigError(f"{_where(source, None if one_line else refused.mark)}: {refused.message}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = " ".join(str(part) for part in (error.context, error.problem) if part)
-        raise ConfigError(f"{_where(source, mark)}: not valid YAML: {problem}") from None
+        raise ConfigError(f"{_where(source, None if one_line else mark)}: not valid YAML: {problem}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
     except RecursionError:

@@ -3,6 +3,7 @@ opt-in (F15), strict values, builder failures, variants and resume differences (
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 
@@ -209,6 +210,8 @@ def test_train_accepts_checkpoint_and_passes_it_to_the_trainer(tmp_path: Path, m
         seen.update(kwargs)
         raise Stop
 
+    accepted = inspect.signature(runner.Trainer).parameters
+    fake_init.__signature__ = inspect.signature(runner.Trainer.__init__)  # type: ignore[attr-defined]
     monkeypatch.setattr(runner.Trainer, "__init__", fake_init)
     monkeypatch.setattr("omnissl.session.check_resume_matches",
                         lambda recipe, run_dir: seen.setdefault("checked", True))
@@ -216,4 +219,6 @@ def test_train_accepts_checkpoint_and_passes_it_to_the_trainer(tmp_path: Path, m
     with pytest.raises(Stop):
         main(["train", str(DEMO), "--run-dir", str(tmp_path / "run"), "--checkpoint", str(ckpt),
               "--data-root", str(data_root)])
-    assert seen["checkpoint"] == ckpt and seen["checked"] is True
+    assert seen["checkpoint"] == ckpt and seen["checked"] is True and seen["resume"] is True
+    if "recipe_source" in accepted:
+        assert seen["recipe_source"] == str(DEMO), "the resume hints should name the recipe the user typed"
