@@ -122,8 +122,9 @@ def load_yaml_text(text: str, *, source: str) -> Any:
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{source}: {len(text)} characters, larger than the {MAX_BYTES}-byte limit for YAML")
     one_line = "\n" not in text.strip()  # an override value: "line 1" would say nothing
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters here already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -139,8 +140,13 @@ def load_yaml_text(text: str, *, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to read") from None
+    except (ValueError, TypeError, LookupError, ArithmeticError) as error:  # e.g. `!!int abc`, an empty `!!float`
+        detail = " ".join(str(error).split())[:200]
+        raise ConfigError(f"{source}: not valid YAML: a tagged value cannot be read ({type(error).__name__}: "
+                          f"{detail})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml_file(path: str | Path, *, what: str = "recipe") -> Any:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from omnissl.assemble import assemble
 from omnissl.cli import main
@@ -222,3 +224,17 @@ def test_train_accepts_checkpoint_and_passes_it_to_the_trainer(tmp_path: Path, m
     assert seen["checkpoint"] == ckpt and seen["checked"] is True and seen["resume"] is True
     if "recipe_source" in accepted:
         assert seen["recipe_source"] == str(DEMO), "the resume hints should name the recipe the user typed"
+
+
+_yaml_bits = st.sampled_from(["a", ": ", "- ", "[", "]", "{", "}", ",", "\n", "  ", "!!int ", "!!float ", "!!binary ",
+                              "!!timestamp ", "&x ", "*x", "? ", "010", "1:30", "<<: ", "'", '"', "#", "!!set ",
+                              "true", "~", "0x1f", "\t", "%YAML 1.1\n", "---\n", "!!python/name:os.system "])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_yaml_bits, max_size=25).map("".join) | st.text(max_size=60))
+def test_yaml_loader_never_raises_a_foreign_exception(text: str) -> None:
+    try:
+        load_yaml_text(text, source="fuzz.yaml")
+    except ConfigError as error:
+        assert str(error).startswith("fuzz.yaml") and "\n" not in str(error)
