@@ -30,7 +30,7 @@ MAX_DEPTH = 64  # recipes nest ~6 levels; the composer recurses per level
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
+_OCTAL = re.compile(r"^[-+]?0[0-7_]+\Z")
 
 
 class _Refused(Exception):
@@ -76,20 +76,23 @@ def _key_text(loader: _Loader, node: yaml.Node) -> str:
     return f"<{node.id} key>"
 
 
-def _check_scalar(node: yaml.ScalarNode) -> None:
+def _check_scalar(loader: _Loader, node: yaml.ScalarNode) -> None:
     """YAML 1.1 reads ``010`` as 8 and ``1:30`` as 90; refuse both rather than pick a meaning silently."""
-    if node.style is not None:  # quoted: a string, as written
+    if node.style is not None or node.tag not in (_INT_TAG, _FLOAT_TAG):  # quoted: a string, as written
         return
-    value = node.value
-    if node.tag == _INT_TAG and _OCTAL.match(value) and value.strip("+-") not in {"0"}:
-        number = yaml.safe_load(value)
+    value = " ".join(node.value.split())
+    octal = node.tag == _INT_TAG and _OCTAL.match(value)
+    if not octal and ":" not in value:
+        return
+    number = loader.construct_object(node, deep=True)
+    if not isinstance(number, (int, float)):
+        return
+    if octal:
         raise _Refused(node.start_mark, f"'{value}' is a YAML 1.1 octal number (= {number}); refused: write "
                                         f"{int(value.replace('_', ''), 10)} without the leading zero, or "
                                         f"{number} if octal was meant, or quote it for a string")
-    if node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in value:
-        number = yaml.safe_load(value)
-        raise _Refused(node.start_mark, f"'{value}' is a YAML 1.1 base-60 number (= {number}); refused: "
-                                        f"write {number}, or quote it for a string")
+    raise _Refused(node.start_mark, f"'{value}' is a YAML 1.1 base-60 number (= {number}); refused: "
+                                    f"write {number}, or quote it for a string")
 
 
 def _check_tree(loader: _Loader, root: yaml.Node) -> None:
@@ -98,7 +101,7 @@ def _check_tree(loader: _Loader, root: yaml.Node) -> None:
     while stack:
         node, path = stack.pop()
         if isinstance(node, yaml.ScalarNode):
-            _check_scalar(node)
+            _check_scalar(loader, node)
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((child, f"{path}.{i}" if path else str(i)) for i, child in enumerate(node.value))
         elif isinstance(node, yaml.MappingNode):
@@ -140,7 +143,8 @@ def load_yaml_text(text: str, *, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to read") from None
-    except (ValueError, TypeError, LookupError, ArithmeticError) as error:  # e.g. `!!int abc`, an empty `!!float`
+    except Exception as error:  # noqa: BLE001 - PyYAML's constructors fail in their own ways on explicit tags
+        # (`!!int abc`: ValueError, an empty `!!float`: IndexError, `!!timestamp x`: AttributeError)
         detail = " ".join(str(error).split())[:200]
         raise ConfigError(f"{source}: not valid YAML: a tagged value cannot be read ({type(error).__name__}: "
                           f"{detail})") from None
