@@ -21,7 +21,7 @@ class NonFiniteLossError(OmnisslError, FloatingPointError):
 
 def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
     """True when no floating-point tensor holds a NaN or Inf: one fused max-abs per tensor, one sync."""
-    floats = [t.detach() for t in tensors if t.is_floating_point()]
+    floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]  # empty: nothing to check
     if not floats:
         return True
     norms = torch._foreach_norm(floats, float("inf"))  # the kernel clip_grad_norm_ uses; NaN propagates

@@ -251,3 +251,12 @@ def test_the_resume_hint_names_the_recipe(tmp_path: Path, source: str | None, sh
     trainer._on_signal(signal.SIGTERM, None)
     assert trainer.fit().stopped_because == "SIGTERM"
     assert f"omnissl train {shown} --run-dir {run} --resume" in (run / "notes.log").read_text()
+
+
+def test_the_finiteness_check_accepts_empty_tensors() -> None:
+    # SwAV's queue starts as a (2, 0, D) buffer: an empty tensor holds no NaN and must not crash the check.
+    from omnissl.train.guard import all_finite, nonfinite_entries
+
+    assert all_finite([torch.empty(2, 0, 4), torch.ones(3)])
+    assert not all_finite([torch.empty(0), torch.tensor([1.0, float("nan")])])
+    assert nonfinite_entries({"queue": torch.empty(2, 0, 4), "w": torch.tensor([float("inf")])}) == {"w": 1}
