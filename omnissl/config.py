@@ -109,6 +109,9 @@ class TrainConfig(Strict):
     num_workers: StrictInt = Field(0, ge=0)
     log_every: StrictInt = Field(10, ge=1)
     checkpoint_every: StrictInt = Field(0, ge=0, description="0: only at the end (and on SIGTERM/SIGINT)")
+    checkpoint_minutes: Float | None = Field(
+        10.0, gt=0, description="also checkpoint when this much wall-clock time has passed since the last checkpoint, "
+        "so a long run killed late loses at most this much; null: only checkpoint_every and the end")
     keep_last: StrictInt = Field(2, ge=1)
     knn_every: StrictInt = Field(0, ge=0, description="0: no k-NN monitor during training")
     knn_samples: StrictInt = Field(2000, ge=10)

@@ -58,7 +58,8 @@ def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-RESUME_MAY_CHANGE = ("steps", "max_minutes", "max_cpu_minutes")  # the step and time budgets, nothing that shapes a step
+RESUME_MAY_CHANGE = ("steps", "max_minutes", "max_cpu_minutes", "checkpoint_minutes")  # budgets and save timing:
+# nothing that shapes a step
 
 
 def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:

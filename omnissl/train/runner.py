@@ -235,6 +235,7 @@ class Trainer:
         monitors = StepMonitors(config=config, knn=knn, enabled=self.dist.is_main)
         previous_handlers = self._install_signal_handlers()
         began, cpu_began = time.perf_counter(), time.process_time()
+        saved, saved_step = began, -1
         samples_total, stopped_because, last_logs = 0, "steps", {}
         bar = progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
         try:
@@ -260,15 +261,17 @@ class Trainer:
                 monitors.after_step(step=self.step, output=output, writer=writer, payload=self._payload,
                                     checkpoints=self.run_dir / "checkpoints", save_checkpoint=self.save_checkpoint)
                 bar.update(1)
-                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                timed = config.checkpoint_minutes is not None and time.perf_counter() - saved > config.checkpoint_minutes * 60
+                if config.checkpoint_every and self.step % config.checkpoint_every == 0 or timed:
                     self.save_checkpoint()
+                    saved, saved_step = time.perf_counter(), self.step
                 out_of_time = (config.max_minutes is not None and time.perf_counter() - began > config.max_minutes * 60
                                or config.max_cpu_minutes is not None
                                and time.process_time() - cpu_began > config.max_cpu_minutes * 60)
                 if all_agree(out_of_time or self._stop_signal is not None, self.dist, self.device):
                     stopped_because = self._stop_signal or "time budget"
                     break
-            if self.dist.is_main:
+            if self.dist.is_main and saved_step != self.step:
                 self.save_checkpoint()
             if self._stop_signal is not None:
                 writer.note(f"stopped by {self._stop_signal} at step {self.step}; resume with: {self.resume_command}")

@@ -186,6 +186,21 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tmp_path:
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000001.pt", "step_00000002.pt"]
 
 
+def test_a_long_run_without_checkpoint_every_still_checkpoints_on_a_timer(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # F14: recipes with checkpoint_every: 0 used to save only at the end, so a kill late in a long run lost it all.
+    clock = iter(float(t) for t in range(0, 10_000, 40))  # each perf_counter() call: 40 s later
+    monkeypatch.setattr("omnissl.train.runner.time.perf_counter", lambda: next(clock))
+    run = tmp_path / "timed"
+    saved: list[int] = []
+    trainer = Trainer(_assembled(steps=4, checkpoint_every=0, checkpoint_minutes=1.0, keep_last=5), run)
+    real_save = trainer.save_checkpoint
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda: (saved.append(trainer.step), real_save())[1])
+    trainer.fit()
+    assert saved[:-1] and all(step < 4 for step in saved[:-1]), saved  # timed saves before the final one
+    assert saved[-1] == 4
+
+
 def test_a_directory_with_foreign_files_is_still_never_reused(tmp_path: Path) -> None:
     run = tmp_path / "mine"
     _killed_before_first_checkpoint(run)
