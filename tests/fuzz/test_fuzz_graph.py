@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import fuzzing
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,19 +30,15 @@ CSV_FILES = {
 }
 
 
-@st.composite
-def damaged(draw: st.DrawFn, valid: bytes) -> bytes:
-    """One of: random bytes, a truncation, a numeric cell replaced by a non-finite spelling, an empty file."""
-    kind = draw(st.sampled_from(["random", "truncate", "non_finite", "empty"]))
-    if kind == "random":
-        return draw(st.binary(max_size=120))
-    if kind == "truncate":
-        return valid[: draw(st.integers(0, len(valid) - 1))]
-    if kind == "empty":
-        return b""
+def _non_finite_cell(draw: st.DrawFn, valid: bytes) -> bytes:
     cells = [i for i in range(len(valid)) if valid[i:i + 1].isdigit()]
     at = draw(st.sampled_from(cells))
     return valid[:at] + draw(st.sampled_from(NON_FINITE)).encode() + valid[at + 1:]
+
+
+def damaged(valid: bytes) -> st.SearchStrategy[bytes]:
+    """Random bytes, a truncation, a numeric cell replaced by a non-finite spelling, or an empty file."""
+    return fuzzing.damaged(valid, non_finite=_non_finite_cell)
 
 
 def data_rows(content: bytes) -> int:

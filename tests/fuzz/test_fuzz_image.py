@@ -4,13 +4,13 @@ random bytes, truncations and overwrites of a valid file, odd labels and non-ima
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzing import logged_messages
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -129,32 +129,25 @@ files = st.lists(st.one_of(
 @SETTINGS
 @given(tree=st.dictionaries(st.sampled_from(["ant", "bee", "cat"]), files, min_size=0, max_size=3))
 def test_image_folder_loads_faithfully_counts_the_rest_or_raises(tree: dict[str, list[tuple[str, object]]]) -> None:
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("omnissl.image").addHandler(handler)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            base = Path(folder) / "t" / "train"
-            base.mkdir(parents=True)
-            expected, written = [], []
-            for name in sorted(tree):
-                (base / name).mkdir()
-                for i, (kind, payload) in enumerate(tree[name]):
-                    suffix = payload if kind == "other" else ".png"
-                    path = base / name / f"f{i}{suffix}"
-                    path.write_bytes(_file_bytes(kind, payload))
-                    written.append(path.name)
-                    if kind != "other":
-                        expected.append((kind, payload))
-            try:
-                bundle = image_folder(root="t", image_size=6, data_root=Path(folder))
-            except DataError as error:
-                event("DataError")
-                assert any(part in str(error) for part in [*written, *tree, "train"]), str(error)
-                return
-    finally:
-        logging.getLogger("omnissl.image").removeHandler(handler)
+    with logged_messages("omnissl.image") as messages, tempfile.TemporaryDirectory() as folder:
+        base = Path(folder) / "t" / "train"
+        base.mkdir(parents=True)
+        expected, written = [], []
+        for name in sorted(tree):
+            (base / name).mkdir()
+            for i, (kind, payload) in enumerate(tree[name]):
+                suffix = payload if kind == "other" else ".png"
+                path = base / name / f"f{i}{suffix}"
+                path.write_bytes(_file_bytes(kind, payload))
+                written.append(path.name)
+                if kind != "other":
+                    expected.append((kind, payload))
+        try:
+            bundle = image_folder(root="t", image_size=6, data_root=Path(folder))
+        except DataError as error:
+            event("DataError")
+            assert any(part in str(error) for part in [*written, *tree, "train"]), str(error)
+            return
     assert len(bundle.train) == len(expected)
     for image, (kind, payload) in zip(bundle.train.images, expected):
         if kind == "png":

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from fuzzing import logged_messages
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from omnissl_speech.data import audio_folder, audio_manifest, fsdd
 
 from omnissl.errors import DataError
-from omnissl_speech.data import audio_folder, audio_manifest, fsdd
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -135,31 +135,24 @@ clips = st.lists(st.one_of(
 @given(tree=st.dictionaries(st.sampled_from(["no", "yes"]), clips, max_size=2))
 def test_audio_folder_loads_every_clip_whole_counts_the_rest_or_raises(
         tree: dict[str, list[tuple[str, object]]]) -> None:
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("omnissl.speech").addHandler(handler)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            base = Path(folder) / "clips"
-            base.mkdir()
-            names, lengths, others = [], [], 0
-            for label in sorted(tree):
-                (base / label).mkdir()
-                for i, (kind, payload) in enumerate(tree[label]):
-                    data, suffix = _wav_bytes(kind, payload)
-                    (base / label / f"c{i}{suffix}").write_bytes(data)
-                    names.append(f"c{i}{suffix}")
-                    others += kind == "other"
-                    lengths += {"wav": [300], "float": [200]}.get(kind, [])
-            try:
-                bundle = audio_folder(root="clips", sample_rate=8000, test_fraction=0.3, data_root=Path(folder))
-            except DataError as error:
-                event("DataError")
-                assert any(part in str(error) for part in [*names, "clips"]), str(error)
-                return
-    finally:
-        logging.getLogger("omnissl.speech").removeHandler(handler)
+    with logged_messages("omnissl.speech") as messages, tempfile.TemporaryDirectory() as folder:
+        base = Path(folder) / "clips"
+        base.mkdir()
+        names, lengths, others = [], [], 0
+        for label in sorted(tree):
+            (base / label).mkdir()
+            for i, (kind, payload) in enumerate(tree[label]):
+                data, suffix = _wav_bytes(kind, payload)
+                (base / label / f"c{i}{suffix}").write_bytes(data)
+                names.append(f"c{i}{suffix}")
+                others += kind == "other"
+                lengths += {"wav": [300], "float": [200]}.get(kind, [])
+        try:
+            bundle = audio_folder(root="clips", sample_rate=8000, test_fraction=0.3, data_root=Path(folder))
+        except DataError as error:
+            event("DataError")
+            assert any(part in str(error) for part in [*names, "clips"]), str(error)
+            return
     loaded = [*bundle.train.waves, *(bundle.test.waves if bundle.test is not None else [])]
     assert sorted(w.numel() for w in loaded) == sorted(lengths)  # only whole clips load, and every one of them
     skipped = " ".join(m for m in messages if "skipped" in m)

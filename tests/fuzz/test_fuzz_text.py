@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import fuzzing
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,16 +28,7 @@ VALID = {  # no quotes, blank lines or CRs, so "rows" = lines after the header
 }
 
 
-@st.composite
-def damaged(draw: st.DrawFn, valid: bytes) -> bytes:
-    """One of: random bytes, a truncation, a label/text replaced by a non-finite spelling, an empty file."""
-    kind = draw(st.sampled_from(["random", "truncate", "non_finite", "empty"]))
-    if kind == "random":
-        return draw(st.binary(max_size=120))
-    if kind == "truncate":
-        return valid[: draw(st.integers(0, len(valid) - 1))]
-    if kind == "empty":
-        return b""
+def _non_finite_value(draw: st.DrawFn, valid: bytes) -> bytes:
     lines = valid.split(b"\n")
     row = draw(st.integers(0, len(lines) - 2))
     spelling = draw(st.sampled_from(NON_FINITE)).encode()
@@ -47,6 +39,11 @@ def damaged(draw: st.DrawFn, valid: bytes) -> bytes:
     else:
         lines[row] = spelling + lines[row][lines[row].find(b" "):] if b" " in lines[row] else spelling
     return b"\n".join(lines)
+
+
+def damaged(valid: bytes) -> st.SearchStrategy[bytes]:
+    """Random bytes, a truncation, a label/text replaced by a non-finite spelling, or an empty file."""
+    return fuzzing.damaged(valid, non_finite=_non_finite_value)
 
 
 def expected_rows(content: bytes, fmt: str) -> int | None:
