@@ -1,4 +1,4 @@
-"""Metrics to ``metrics.jsonl`` and TensorBoard, notes to ``notes.log``, and the progress bar."""
+"""Metrics to ``metrics.jsonl`` and TensorBoard, notes to ``notes.log`` (the bar and log lines: ``progress``)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,14 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 def write_note(run_dir: Path, message: str) -> None:
     """Say ``message`` on stderr and keep it in ``RUN_DIR/notes.log`` (the report shows that file)."""
-    print(f"omnissl: {message}", file=sys.stderr)
+    _say(message)
     with (run_dir / "notes.log").open("a", encoding="utf-8") as handle:
         handle.write(message + "\n")
+
+
+def _say(message: str) -> None:
+    # tqdm.write clears a live progress bar first and redraws it after, so a note never lands inside the bar.
+    tqdm.write(f"omnissl: {message}", file=sys.stderr)
 
 
 def read_records(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
@@ -119,7 +124,7 @@ class MetricsWriter:
         if self.enabled:
             write_note(self.run_dir, message)
         else:
-            print(f"omnissl: {message}", file=sys.stderr)
+            _say(message)
 
     def close(self) -> None:
         if self.enabled:
@@ -127,7 +132,3 @@ class MetricsWriter:
             if self._tensorboard is not None:
                 self._tensorboard.close()
 
-
-def progress(*, total: int, initial: int, enabled: bool) -> Any:
-    return tqdm(total=total, initial=initial, disable=not enabled or None, desc="train", unit="step",
-                dynamic_ncols=True, leave=False)

@@ -12,7 +12,6 @@ import shutil
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,11 @@ from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import all_agree, autocast_dtype, init_distributed
 from omnissl.train.guard import NonFiniteLossError, all_finite, bad_weights_error, describe, nonfinite_entries
 from omnissl.train.knn_monitor import KnnMonitor
-from omnissl.train.logging import MetricsWriter, atomic_write_text, progress, read_metrics, write_note
+from omnissl.train.logging import MetricsWriter, atomic_write_text, read_metrics, write_note
 from omnissl.train.monitors import CollapseError, StepMonitors
 from omnissl.train.optim import apply_schedules, build_optimizer
+from omnissl.train.progress import Progress
+from omnissl.train.result import TrainResult
 from omnissl.train.rundir import RunLock, prepare_run_dir
 from omnissl.types import batch_size_of, to_device
 
@@ -41,17 +42,6 @@ __all__ = [
     "read_metrics",
     "train",
 ]
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    steps_done: int
-    seconds: float
-    samples_per_second: float
-    stopped_because: str
-    cpu_seconds: float = 0.0
-    last_logs: dict[str, float] = field(default_factory=dict)
 
 
 def place_for_training(objective: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
@@ -94,7 +84,10 @@ class Trainer:
             self.nonfinite_skips = 0
             self._stop_signal: str | None = None
             if resume or checkpoint is not None:
-                self._restore(self._resume_payload(checkpoint))
+                path, payload = self._resume_payload(checkpoint)
+                self._restore(payload)
+                if self.dist.is_main:
+                    write_note(self.run_dir, f"resumed from step {self.step} (checkpoint {path})")
         except BaseException:
             self.close()
             raise
@@ -106,16 +99,16 @@ class Trainer:
             self._lock = None
 
     # ----------------------------------------------------------------- checkpoints
-    def _resume_payload(self, checkpoint: str | Path | None) -> dict[str, Any]:
+    def _resume_payload(self, checkpoint: str | Path | None) -> tuple[Path, dict[str, Any]]:
         """An explicit ``checkpoint`` is loaded as given; otherwise the newest one that verifies (with a note naming
         each damaged newer file, which is moved aside so keep_last does not count it)."""
         if checkpoint is not None:
-            return ckpt.load_checkpoint(Path(checkpoint), map_location=self.device)
-        _, payload, notes = ckpt.load_for_resume(self.run_dir / "checkpoints", map_location=self.device,
-                                                 move_aside=self.dist.is_main)
+            return Path(checkpoint), ckpt.load_checkpoint(Path(checkpoint), map_location=self.device)
+        path, payload, notes = ckpt.load_for_resume(self.run_dir / "checkpoints", map_location=self.device,
+                                                    move_aside=self.dist.is_main)
         for note in notes if self.dist.is_main else []:
             write_note(self.run_dir, note)
-        return payload
+        return path, payload
 
     def _payload(self) -> dict[str, Any]:
         rng = {"torch": torch.random.get_rng_state()}
@@ -237,7 +230,7 @@ class Trainer:
         began, cpu_began = time.perf_counter(), time.process_time()
         saved, saved_step = began, -1
         samples_total, stopped_because, last_logs = 0, "steps", {}
-        bar = progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
+        bar = Progress(total=config.steps, initial=start_step, enabled=self.dist.is_main)
         try:
             while self.step < config.steps:
                 lr = apply_schedules(self.optimizer, self.step, config)
@@ -253,14 +246,15 @@ class Trainer:
                 self.step += 1
                 samples_total += samples * self.dist.world_size
                 rate = samples * self.dist.world_size / max(time.perf_counter() - tick, 1e-9)
-                if self.step % config.log_every == 0 or self.step == config.steps:
+                logged = self.step % config.log_every == 0 or self.step == config.steps
+                if logged:
                     last_logs = {"loss": float(output.loss), "lr": lr, "samples_per_s": rate,
                                  **{k: float(v) for k, v in output.logs.items()}}
                     writer.write(self.step, last_logs)
-                    bar.set_postfix(loss=f"{last_logs['loss']:.4f}", lr=f"{lr:.2e}", sps=f"{rate:.0f}")
                 monitors.after_step(step=self.step, output=output, writer=writer, payload=self._payload,
                                     checkpoints=self.run_dir / "checkpoints", save_checkpoint=self.save_checkpoint)
-                bar.update(1)
+                bar.update(step=self.step, logs=last_logs if logged else None,
+                           samples=samples * self.dist.world_size)
                 timed = config.checkpoint_minutes is not None and time.perf_counter() - saved > config.checkpoint_minutes * 60
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0 or timed:
                     self.save_checkpoint()
@@ -273,6 +267,7 @@ class Trainer:
                     break
             if self.dist.is_main and saved_step != self.step:
                 self.save_checkpoint()
+            bar.close()  # first, so the note below starts its own line instead of landing inside the bar
             if self._stop_signal is not None:
                 writer.note(f"stopped by {self._stop_signal} at step {self.step}; resume with: {self.resume_command}")
         finally:
@@ -283,8 +278,8 @@ class Trainer:
         seconds = time.perf_counter() - began
         return TrainResult(run_dir=self.run_dir, steps_done=self.step, seconds=seconds,
                            samples_per_second=samples_total / max(seconds, 1e-9), stopped_because=stopped_because,
-                           cpu_seconds=time.process_time() - cpu_began,
-                           last_logs=last_logs)
+                           cpu_seconds=time.process_time() - cpu_began, last_logs=last_logs,
+                           start_step=start_step)
 
     def _handle_nonfinite(self, output: Any, writer: MetricsWriter) -> None:
         """Count a step whose loss or gradients were NaN/Inf (no update was made); stop past the allowance.
