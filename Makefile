@@ -1,4 +1,4 @@
-# The two commands of the README. Both create .venv and install the project when needed.
+# The two commands of the README. Both create .venv and install the project with every extra (.[dev,all]) when needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ DATA_ROOT ?= $(if $(OMNISSL_DATA_DIR),$(OMNISSL_DATA_DIR),../shared/datasets)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,all]'
 	touch $(STAMP)
 
 install: $(STAMP)
