@@ -130,3 +130,25 @@ def test_an_undeclared_missing_module_is_still_a_loud_plugin_error(fresh_registr
 def test_require_plugins_still_names_a_plugin_that_is_not_installed(fresh_registry: Path) -> None:
     with pytest.raises(ConfigError, match=r"^plugins: sine not installed \(installed: none\)"):
         registry.require_plugins(names=["sine"])
+
+
+def test_cli_list_and_a_graph_recipe_name_the_missing_extra() -> None:
+    """What a core-only user sees: `list` says which plugins are unavailable and why; a graph recipe says what to
+    install, in one line, before anything is built."""
+    code = (
+        "import sys, io, contextlib, json\n"
+        "sys.modules['torch_geometric'] = None\n"
+        "from omnissl.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    listed = main(['list', 'datasets'])\n"
+        "with contextlib.redirect_stderr(err):\n"
+        "    validated = main(['validate', 'recipes/graph/graphcl.yaml'])\n"
+        "print(json.dumps({'listed': listed, 'list': out.getvalue(), 'validated': validated, 'err': err.getvalue()}))\n"
+    )
+    done = _run(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["listed"] == 0 and GRAPH_MESSAGE in out["list"]
+    assert "tu " not in out["list"]  # the graph datasets are not listed as if they could be used
+    assert out["validated"] == 2 and out["err"].strip() == f"omnissl: error: plugins: {GRAPH_MESSAGE}"
