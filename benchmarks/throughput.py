@@ -3,8 +3,11 @@ forward+backward+optimizer step on pre-made tensors, side by side in one process
 
     OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/throughput.py [--steps 4] [--out PATH]
 
-Writes JSON (default benchmarks/results/throughput.json). Target: loop/bare ≥ 0.9 for every encoder. Also times the
-recipe default's bare step with contiguous against channels-last conv weights (``train.channels_last``), as a ratio.
+Writes JSON to a new timestamped file, benchmarks/results/throughput-YYYYMMDD-HHMMSS.json, unless --out names one;
+it never replaces an existing file without --overwrite, so a trial run cannot clobber the committed
+benchmarks/results/throughput.json (refresh that one on purpose: --out benchmarks/results/throughput.json --overwrite).
+Target: loop/bare ≥ 0.9 for every encoder. Also times the recipe default's bare step with contiguous against
+channels-last conv weights (``train.channels_last``), as a ratio.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import platform
 import statistics
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -61,12 +65,32 @@ def bare_rate(overrides: list[str], steps: int, root: str | None) -> float:
     return 256 / statistics.median(times[1:])
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/throughput.json"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=None,
+                        help="JSON to write (default: a new timestamped benchmarks/results/throughput-*.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return parser
+
+
+def output_path(*, out: str | None, overwrite: bool, now: datetime | None = None) -> Path:
+    """Where to write: a fresh timestamped file by default, because the committed results are the README's numbers
+    and a quick trial on a loaded machine must not silently replace them."""
+    if out is None:
+        stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+        path = ROOT / "benchmarks" / "results" / f"throughput-{stamp}.json"
+    else:
+        path = Path(out)
+    if path.exists() and not overwrite:
+        raise SystemExit(f"throughput.py: {path} exists; pass --overwrite to replace it or choose another --out")
+    return path
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    out = output_path(out=args.out, overwrite=args.overwrite)  # checked before minutes of measuring, not after
     results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "batch_size": 256,
                "image_size": "32 (24 for the recipe default crops)", "objective": "simclr", "steps_timed": args.steps, "encoders": {}}
     for name, overrides in ENCODERS.items():
@@ -82,9 +106,9 @@ def main() -> None:
                                            "channels_last_images_per_s": round(channels_last, 1),
                                            "channels_last_over_contiguous": round(channels_last / contiguous, 3)}
     print(results["recipe_default_bare_step"], flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

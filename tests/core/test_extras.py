@@ -152,3 +152,26 @@ def test_cli_list_and_a_graph_recipe_name_the_missing_extra() -> None:
     assert out["listed"] == 0 and GRAPH_MESSAGE in out["list"]
     assert "tu " not in out["list"]  # the graph datasets are not listed as if they could be used
     assert out["validated"] == 2 and out["err"].strip() == f"omnissl: error: plugins: {GRAPH_MESSAGE}"
+
+
+def _throughput_module():  # noqa: ANN202 - a loaded script module
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("throughput_bench", ROOT / "benchmarks" / "throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_throughput_benchmark_never_overwrites_the_committed_results_by_default(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    bench = _throughput_module()
+    committed = ROOT / "benchmarks" / "results" / "throughput.json"
+    default = bench.output_path(out=None, overwrite=False, now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    assert default != committed and default.name == "throughput-20260102-030405.json" and not default.exists()
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        bench.output_path(out=str(committed), overwrite=False)
+    assert bench.output_path(out=str(committed), overwrite=True) == committed
+    assert bench.output_path(out=str(tmp_path / "t.json"), overwrite=False) == tmp_path / "t.json"
+    assert "timestamped" in bench.build_parser().format_help()
