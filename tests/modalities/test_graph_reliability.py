@@ -133,7 +133,7 @@ def test_cora_never_unpickles_raw_files(data_root: Path, tmp_path: Path) -> None
     assert bundle.train.graph.num_nodes == 2708 and not marker.exists()
 
 
-def test_cora_npz_is_the_same_graph_as_pyg_planetoid(data_root: Path) -> None:
+def test_cora_npz_is_the_same_graph_as_pyg_planetoid(data_root: Path, tmp_path: Path) -> None:
     """The shipped numpy copy reproduces PyG's Planetoid reading of the raw pickles exactly (trusted shared data)."""
     from torch_geometric.io import read_planetoid_data
 
@@ -143,8 +143,18 @@ def test_cora_npz_is_the_same_graph_as_pyg_planetoid(data_root: Path) -> None:
     assert torch.equal(ours.edge_index, reference.edge_index)
     for mask in ("train_mask", "val_mask", "test_mask"):
         assert torch.equal(ours[mask], reference[mask])
-    opted_in = cora(data_root=data_root, normalize_features=False, allow_pickle=True).train.graph
+    copy_cora(data_root, tmp_path, npz=False)  # the opt-in reads the pickles only where no npz is
+    opted_in = cora(data_root=tmp_path, normalize_features=False, allow_pickle=True).train.graph
     assert torch.equal(opted_in.x, ours.x) and torch.equal(opted_in.edge_index, ours.edge_index)
+
+
+def test_the_npz_wins_over_pickles_even_with_the_opt_in(data_root: Path, tmp_path: Path) -> None:
+    """allow_pickle permits the raw pickles; it never prefers them to a numpy copy that is there."""
+    import pickle
+
+    folder, marker = copy_cora(data_root, tmp_path), tmp_path / "PWNED"
+    (folder / "raw" / "ind.cora.x").write_bytes(pickle.dumps(Payload(marker)))
+    assert cora(data_root=tmp_path, allow_pickle=True).train.graph.num_nodes == 2708 and not marker.exists()
 
 
 def test_cora_without_npz_needs_the_explicit_opt_in(data_root: Path, tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""Graph datasets on PyTorch Geometric: TU graph classification, Planetoid Cora, and user CSV files.
+"""Graph datasets on PyTorch Geometric: any TU graph-classification set, any Planetoid citation graph (Cora,
+CiteSeer, PubMed), by name, and user CSV files.
 
 Two input forms reach encoders and augmentations:
 
 - **graph level** (TU, CSV): one item = one graph (PyG ``Data``); the collate returns
   ``{"x": Batch, "y": (G,), "index": (G,)}`` so pooled rows are graphs.
-- **node level** (Cora): the data is one graph, and one item = one *node id*. The collate returns
+- **node level** (Planetoid): the data is one graph, and one item = one *node id*. The collate returns
   ``{"x": {"nodes": (B,) long, "graph": Data}, "y": (B,), "index": (B,)}``: the whole graph travels with every
   batch (message passing needs it) and encoders return one pooled row per requested node, so the shared
   k-NN / linear-probe protocol and ``y`` line up. ``train`` = every node outside the public test set, ``test`` =
@@ -12,8 +13,10 @@ Two input forms reach encoders and augmentations:
   (see :mod:`omnissl_graph.evaluation`). PyG's ``Data.to`` moves in place, so the shared graph is moved to the
   training device once, on the first batch, and stays there (augmentations return shallow copies, never edit it).
 
-The data root is only ever read, and nothing is cached: TU raw text files are parsed directly and Cora comes from
-the data root's numpy copy (see :mod:`omnissl_graph.readers` for why PyG's dataset classes are not used).
+The data root is only ever read, and nothing is cached: TU raw text files are parsed directly and Planetoid sets come
+from the data root's numpy copies (see :mod:`omnissl_graph.readers` for why PyG's dataset classes are not used).
+A name is a folder under ``tu/`` or ``planetoid/`` (:mod:`omnissl_graph.catalog`); feature widths and class counts
+are read from its files, never from a table of known names.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,10 +34,15 @@ from torch_geometric.data import Batch, Data
 from omnissl.errors import DataError
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
-from omnissl_graph.readers import check_graph, read_cora_npz, read_cora_pickles, read_tu_graphs
+from omnissl_graph.catalog import dataset_folder
+from omnissl_graph.checks import check_graph
+from omnissl_graph.planetoid_files import read_planetoid_npz, read_planetoid_pickles
+from omnissl_graph.readers import NodeFeatures, read_tu
 
-# Node-feature width and class count of each TU set (one-hot node labels), for synthetic stand-ins.
-TU_SPECS = {"MUTAG": (7, 2), "PROTEINS": (3, 2), "NCI1": (37, 2)}
+# Shapes for synthetic stand-ins only (``synthetic`` reads no file, so it cannot learn them): node-feature width and
+# class count. Real data never looks here; an unlisted name gets the first entry's shape.
+SYNTHETIC_TU = {"MUTAG": (7, 2), "PROTEINS": (3, 2), "NCI1": (37, 2)}
+SYNTHETIC_PLANETOID = {"Cora": (1433, 7), "CiteSeer": (3703, 6), "PubMed": (500, 3)}
 
 
 class GraphListDataset(Dataset[Data]):
@@ -97,7 +105,7 @@ def node_raw_features(x: dict[str, Any]) -> Tensor:
 
 
 def graph_bundle(graphs: Sequence[Data], *, num_classes: int | None = None, test_fraction: float = 0.1,
-                 seed: int = 0, description: str = "graphs") -> DataBundle:
+                 seed: int = 0, description: str = "graphs", extra_spec: dict[str, Any] | None = None) -> DataBundle:
     """A graph-level bundle from a list of PyG ``Data`` (each with ``x``, ``edge_index``, ``y`` of shape (1,)).
 
     The stratified ``test_fraction`` split serves the shared protocol; the published 10-fold protocol uses
@@ -125,7 +133,7 @@ def graph_bundle(graphs: Sequence[Data], *, num_classes: int | None = None, test
     test = [graphs[i] for i in sorted(test_set)]
     if not train:
         raise DataError(f"{description}: test_fraction {test_fraction} leaves no training graphs")
-    spec = {"num_features": widths.pop(), "num_classes": classes, "level": "graph"}
+    spec = {"num_features": widths.pop(), "num_classes": classes, "level": "graph", **(extra_spec or {})}
     return DataBundle(train=GraphListDataset(train), test=GraphListDataset(test) if test else None,
                       collate=collate_graphs, num_classes=classes, input_spec=spec,
                       raw_features=graph_raw_features, description=description)
@@ -146,19 +154,28 @@ def synthetic_graphs(count: int, *, num_features: int, num_classes: int, seed: i
     return graphs
 
 
-@DATASETS.register("tu", modality="graph", description="TU graph classification (MUTAG/PROTEINS/NCI1) via PyG")
-def tu_dataset(*, dataset: Literal["MUTAG", "PROTEINS", "NCI1"] = "MUTAG", test_fraction: float = 0.1,
+@DATASETS.register("tu", modality="graph", description="any TU graph-classification set by name (tu/<NAME>/raw/)")
+def tu_dataset(*, dataset: str = "MUTAG", node_features: NodeFeatures = "labels", test_fraction: float = 0.1,
                data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Reads ``tu/<name>/raw/`` as PyG's ``TUDataset`` would (node features = one-hot node labels), in place."""
+    """Reads ``tu/<dataset>/raw/<dataset>_*.txt`` as PyG's ``TUDataset`` would, in place: feature width, class count
+    and edge-attribute presence come from the files. ``node_features``: ``labels`` (one-hot node labels, PyG's
+    default), ``attributes``, ``labels+attributes`` (PyG's ``use_node_attr=True``), or for sets without node labels
+    (IMDB, REDDIT, COLLAB) ``degree`` (one-hot degree) or ``constant`` (a single 1): an explicit choice, never a
+    silent fallback."""
     name = dataset  # "name" is the recipe key of the builder itself
-    features, classes = TU_SPECS[name]
     if synthetic is not None:
+        features, classes = SYNTHETIC_TU.get(name, SYNTHETIC_TU["MUTAG"])
+        features = 1 if node_features == "constant" else features
         fake = synthetic_graphs(synthetic, num_features=features, num_classes=classes, seed=seed)
         return graph_bundle(fake, num_classes=classes, test_fraction=0.25, seed=seed, description=f"synthetic {name}")
-    # Edge attributes (MUTAG's bond types) are not used by the encoders; dropping them keeps edge edits simple.
-    graphs = read_tu_graphs(data_root / "tu" / name / "raw", name=name)
-    return graph_bundle(graphs, num_classes=classes, test_fraction=test_fraction, seed=seed,
-                        description=f"TU {name}, stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split")
+    folder = dataset_folder(data_root=data_root, collection="tu", name=name)
+    # Edge attributes (MUTAG's bond types) are not used by the encoders; dropping them keeps edge edits simple, and
+    # their presence is published as num_edge_features.
+    read = read_tu(folder / "raw", name=name, node_features=node_features)
+    spec = {"class_names": read.class_names, "num_edge_features": read.num_edge_features}
+    return graph_bundle(read.graphs, num_classes=len(read.class_names), test_fraction=test_fraction, seed=seed,
+                        extra_spec=spec, description=f"TU {name} ({node_features}), stratified "
+                                                     f"{1 - test_fraction:.0%}/{test_fraction:.0%} split")
 
 
 def node_bundle(graph: Data, *, description: str) -> DataBundle:
@@ -175,24 +192,49 @@ def node_bundle(graph: Data, *, description: str) -> DataBundle:
                       num_classes=classes, input_spec=spec, raw_features=node_raw_features, description=description)
 
 
-@DATASETS.register("cora", modality="graph", description="Planetoid Cora node classification (public split) via PyG")
-def cora(*, normalize_features: bool = True, allow_pickle: bool = False, data_root: Path = Path("."),
-         synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Reads ``planetoid/Cora/cora_numpy.npz`` (the same graph and split as PyG's ``Planetoid``); features
-    row-normalised as in GRACE/GraphMAE. ``allow_pickle: true`` reads the raw ``ind.cora.*`` files instead: they
-    are Python pickles, which run code when crafted, so that is only for a data root you trust."""
+def synthetic_planetoid(count: int, *, name: str, seed: int) -> DataBundle:
+    """A ring of ``count`` (≥ 8) nodes with sparse binary features and the dataset's usual widths, masks 1/2 · 1/4 · 1/4."""
+    features, classes = SYNTHETIC_PLANETOID.get(name, SYNTHETIC_PLANETOID["Cora"])
+    generator = torch.Generator().manual_seed(seed)
+    n = max(count, 8)
+    x = (torch.rand(n, features, generator=generator) < 0.02).float()
+    ring = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+    graph = Data(x=x, edge_index=torch.cat([ring, ring.flip(0)], 1), y=torch.arange(n) % classes)
+    graph.train_mask = torch.arange(n) < n // 2
+    graph.val_mask = (torch.arange(n) >= n // 2) & (torch.arange(n) < 3 * n // 4)
+    graph.test_mask = torch.arange(n) >= 3 * n // 4
+    return node_bundle(graph, description=f"synthetic {name}")
+
+
+@DATASETS.register("planetoid", modality="graph",
+                   description="any Planetoid citation graph by name (Cora, CiteSeer, PubMed), public split")
+def planetoid(*, dataset: str = "Cora", normalize_features: bool = True, allow_pickle: bool = False,
+              data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Reads ``planetoid/<dataset>/<dataset lower-cased>_numpy.npz`` (the same graph and split as PyG's
+    ``Planetoid``); features row-normalised as in GRACE/GraphMAE. Without the npz, ``allow_pickle: true`` reads the
+    raw ``raw/ind.<name>.*`` files instead: they are Python pickles, which run code when crafted, so that is only for
+    a data root you trust. The npz wins whenever it is there: the opt-in permits pickles, it never prefers them."""
     if synthetic is not None:
-        generator = torch.Generator().manual_seed(seed)
-        n = max(synthetic, 8)
-        x = (torch.rand(n, 1433, generator=generator) < 0.02).float()
-        ring = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
-        graph = Data(x=x, edge_index=torch.cat([ring, ring.flip(0)], 1), y=torch.arange(n) % 7)
-        graph.train_mask = torch.arange(n) < n // 2
-        graph.val_mask = (torch.arange(n) >= n // 2) & (torch.arange(n) < 3 * n // 4)
-        graph.test_mask = torch.arange(n) >= 3 * n // 4
-        return node_bundle(graph, description="synthetic Cora")
-    folder = data_root / "planetoid" / "Cora"
-    graph = read_cora_pickles(folder / "raw") if allow_pickle else read_cora_npz(folder / "cora_numpy.npz")
+        return synthetic_planetoid(synthetic, name=dataset, seed=seed)
+    folder = dataset_folder(data_root=data_root, collection="planetoid", name=dataset)
+    npz, raw = folder / f"{dataset.lower()}_numpy.npz", folder / "raw"
+    if npz.is_file():
+        graph = read_planetoid_npz(npz)
+    elif allow_pickle:
+        graph = read_planetoid_pickles(raw, name=dataset)
+    else:
+        raise DataError(f"{npz}: not found (the numpy copy of {dataset}; to read the raw ind.{dataset.lower()}.* "
+                        f"pickles in {raw} instead, trust them and set data.allow_pickle: true; "
+                        f"see datasets/planetoid/CARD.md)")
     if normalize_features:
         graph.x = graph.x / graph.x.sum(1, keepdim=True).clamp_min(1)
-    return node_bundle(graph, description="Cora (Planetoid public split: 140/500/1000)")
+    sizes = "/".join(str(int(graph[m].sum())) for m in ("train_mask", "val_mask", "test_mask"))
+    return node_bundle(graph, description=f"{dataset} (Planetoid public split: {sizes})")
+
+
+@DATASETS.register("cora", modality="graph", description="Planetoid Cora (= planetoid with dataset: Cora)")
+def cora(*, normalize_features: bool = True, allow_pickle: bool = False, data_root: Path = Path("."),
+         synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """Kept so recipes and run directories that name ``cora`` keep working; see :func:`planetoid`."""
+    return planetoid(dataset="Cora", normalize_features=normalize_features, allow_pickle=allow_pickle,
+                     data_root=data_root, synthetic=synthetic, seed=seed)

@@ -1,61 +1,44 @@
-"""Readers for the shipped graph datasets that write nothing, load no pickles and never download.
+"""Readers for TU graph sets that write nothing, load no pickles and never download.
 
 Why not PyG's ``TUDataset`` / ``Planetoid`` classes: they write ``processed/`` next to ``raw/`` and load it back with
 ``torch.load(weights_only=False)`` (and ``pre_transform.pt`` always unsafely), and they download whenever a raw
 file is missing. An audit (F2) showed that a ``processed/`` folder planted in a predictable cache runs code as the
 victim. So TU graphs are parsed straight from the read-only raw folder with PyG's own text parser
-(``read_tu_data``, the very function ``TUDataset.process`` calls: same graphs, nothing written or loaded back),
-and Cora comes from the data root's numpy copy (``cora_numpy.npz``, ``allow_pickle=False``), because Planetoid's raw
-``ind.cora.*`` files are Python pickles (F9): unpickling them needs the explicit ``allow_pickle`` opt-in.
+(``read_tu_data``, the very function ``TUDataset.process`` calls: same graphs, nothing written or loaded back).
+Every count (node-feature width, edge attributes, classes) is read from the files, so any TU set loads by name.
+Planetoid sets are read by :mod:`omnissl_graph.planetoid_files` (re-exported here for older callers).
 """
 
 from __future__ import annotations
 
-import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
 import torch
 from torch_geometric.data import Data
 
 from omnissl.errors import DataError
+from omnissl_graph.checks import check_graph, require_files
+from omnissl_graph.planetoid_files import read_cora_npz, read_cora_pickles  # noqa: F401  (older import path)
 
-TU_RAW_FILES = ("A", "graph_indicator", "graph_labels", "node_labels")
-PLANETOID_RAW_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
-CORA_NPZ_KEYS = ("x_indptr", "x_indices", "x_shape", "y", "edge_index", "train_mask", "val_mask", "test_mask")
-MAX_DENSE_FEATURES = 1 << 27  # a crafted x_shape must not make us allocate gigabytes (Cora: 3.9M)
+TU_RAW_FILES = ("A", "graph_indicator", "graph_labels")
 MAX_ONE_HOT = 100_000  # widest label range one-hot encoded (PyG allocates nodes × range)
+MAX_DEGREE_VALUES = 1 << 27  # nodes × (max degree + 1) floats for one-hot degrees (≈ 0.5 GB)
+NodeFeatures = Literal["labels", "attributes", "labels+attributes", "degree", "constant"]
 
 
-def check_graph(graph: Data, where: str) -> None:
-    """Empty graphs, edge ids out of range and missing/non-finite features are errors, never dropped."""
-    if graph.x is None or graph.x.ndim != 2:
-        raise DataError(f"{where}: node features missing (x must be (num_nodes, F), got {getattr(graph.x, 'shape', None)})")
-    n = graph.x.shape[0]
-    if n == 0:
-        raise DataError(f"{where}: graph has no nodes")
-    if not torch.isfinite(graph.x).all():
-        row = int((~torch.isfinite(graph.x)).any(1).nonzero()[0])
-        raise DataError(f"{where}: node {row} has a missing or non-finite feature")
-    ei = graph.edge_index
-    if ei is None or ei.ndim != 2 or ei.shape[0] != 2:
-        raise DataError(f"{where}: edge_index must be (2, E), got {getattr(ei, 'shape', None)}")
-    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
-        bad = int(((ei < 0) | (ei >= n)).any(0).nonzero()[0])
-        raise DataError(f"{where}: edge {bad} ({int(ei[0, bad])} → {int(ei[1, bad])}) is out of range for {n} nodes")
+@dataclass
+class TUGraphs:
+    """One TU set as read: the graphs and what the files said about them."""
+
+    graphs: list[Data]
+    class_names: list[str]  # the graph-label values of the file, in class-index order (PyG sorts them)
+    num_edge_features: int  # edge label one-hot width + edge attribute columns present in the files (unused)
 
 
-def require_files(folder: Path, names: list[str], *, hint: str) -> None:
-    """Missing raw files are an error naming the folder, never a trigger for PyG's download."""
-    if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found ({hint})")
-    missing = [name for name in names if not (folder / name).is_file()]
-    if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)} ({hint}; nothing is downloaded)")
-
-
-def _int_rows(path: Path) -> list[list[int]]:
-    """A TU text file as rows of ints, read the way PyG's ``read_txt_array`` splits it (``\\n``, then ``,``)."""
+def _lines(path: Path) -> list[str]:
+    """A TU text file's lines, split the way PyG's ``read_txt_array`` splits it (``\\n``, last piece dropped)."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -65,8 +48,12 @@ def _int_rows(path: Path) -> list[list[int]]:
     lines = text.split("\n")
     if lines[-1].strip():  # PyG drops an unterminated last line without a word
         raise DataError(f"{path}: line {len(lines)} has no line end (a truncated file?)")
+    return lines[:-1]
+
+
+def _int_rows(path: Path) -> list[list[int]]:
     rows = []
-    for number, line in enumerate(lines[:-1], start=1):
+    for number, line in enumerate(_lines(path), start=1):
         try:
             rows.append([int(cell) for cell in line.split(",")])
         except ValueError:
@@ -75,10 +62,10 @@ def _int_rows(path: Path) -> list[list[int]]:
     return rows
 
 
-def check_tu_raw(raw: Path, *, name: str) -> None:
+def check_tu_raw(raw: Path, *, name: str) -> tuple[list[int], list[int]]:
     """What PyG's TU parser would get wrong without a word: unsorted or gapped graph ids (nodes silently moved to
     another graph), edges naming nodes that do not exist, row counts that disagree, node labels so large that
-    their one-hot encoding would exhaust memory."""
+    their one-hot encoding would exhaust memory. Returns the graph labels and node counts, one per graph."""
     def rows(part: str, width: int | None = 1) -> list[list[int]]:
         path = raw / f"{name}_{part}.txt"
         found = _int_rows(path)
@@ -105,7 +92,7 @@ def check_tu_raw(raw: Path, *, name: str) -> None:
     if bad is not None:
         raise DataError(f"{raw / f'{name}_A.txt'}: line {bad + 1}: edge {edges[bad]} names a node outside 1..{nodes}")
     for part, count in (("node_labels", nodes), ("edge_labels", len(edges))):
-        if part == "edge_labels" and not (raw / f"{name}_{part}.txt").is_file():
+        if not (raw / f"{name}_{part}.txt").is_file():  # optional in the TU format
             continue
         found, path = rows(part, None), raw / f"{name}_{part}.txt"
         if len(found) != count:
@@ -113,103 +100,80 @@ def check_tu_raw(raw: Path, *, name: str) -> None:
         for column in zip(*found):
             if max(column) - min(column) > MAX_ONE_HOT:
                 raise DataError(f"{path}: labels span {min(column)}..{max(column)}, too wide to one-hot encode")
+    for part, count in (("node_attributes", nodes), ("edge_attributes", len(edges))):
+        path = raw / f"{name}_{part}.txt"
+        if path.is_file() and len(_lines(path)) != count:
+            raise DataError(f"{path}: {len(_lines(path))} rows, expected {count} (one per {part.split('_')[0]})")
+    return [row[0] for row in labels], torch.bincount(torch.tensor(indicator) - 1).tolist()
 
 
-def read_tu_graphs(raw: Path, *, name: str) -> list[Data]:
+def _required(raw: Path, name: str, node_features: NodeFeatures) -> list[str]:
+    """The files ``node_features`` needs; a missing node-label file says which other choices the folder allows."""
+    parts = {"labels": ["node_labels"], "attributes": ["node_attributes"],
+             "labels+attributes": ["node_labels", "node_attributes"]}.get(node_features, [])
+    present = [p for p in ("node_labels", "node_attributes") if (raw / f"{name}_{p}.txt").is_file()]
+    missing = [p for p in parts if p not in present]
+    if missing and (raw / f"{name}_A.txt").is_file():
+        other = "attributes | " if "node_attributes" in present else ""
+        raise DataError(f"{raw}: missing {name}_{missing[0]}.txt, which node_features: {node_features} reads "
+                        f"(set data.node_features: {other}degree | constant for a set without it)")
+    return [f"{name}_{part}.txt" for part in (*TU_RAW_FILES, *parts)]
+
+
+def _features(data: Data, sizes: dict[str, int], node_features: NodeFeatures, *, node_slice: torch.Tensor,
+              edge_slice: torch.Tensor, raw: Path) -> torch.Tensor:
+    """The node-feature matrix ``(N, F)`` of the whole set for the chosen ``node_features``."""
+    x, attributes, nodes = data.x, sizes["num_node_attributes"], int(node_slice[-1])
+    if node_features == "labels":  # TUDataset(use_node_attr=False), PyG's default
+        return x[:, attributes:]
+    if node_features == "attributes":
+        return x[:, :attributes]
+    if node_features == "labels+attributes":  # TUDataset(use_node_attr=True): attributes first
+        return x
+    if node_features == "constant":  # what InfoGraph/GraphCL give sets without node labels
+        return torch.ones(nodes, 1)
+    # PyG's split made edge ids local to each graph: shift them back to global ids to count degrees.
+    per_edge = torch.repeat_interleave(node_slice[:-1], edge_slice.diff())
+    degree = torch.bincount(data.edge_index[0] + per_edge, minlength=nodes)
+    width = int(degree.max()) + 1  # OneHotDegree(max_degree) with the set's own largest degree
+    if nodes * width > MAX_DEGREE_VALUES:
+        raise DataError(f"{raw}: one-hot degrees 0..{width - 1} for {nodes} nodes are too large "
+                        f"(set data.node_features: constant)")
+    return torch.nn.functional.one_hot(degree, width).float()
+
+
+def read_tu(raw: Path, *, name: str, node_features: NodeFeatures = "labels") -> TUGraphs:
     """``<raw>/<name>_*.txt`` → one ``Data(x, edge_index, y)`` per graph, exactly as ``TUDataset(name)`` yields
-    them with its defaults (one-hot node labels, ``use_node_attr=False``; edge attributes dropped)."""
-    from torch_geometric.data.separate import separate
+    them (``labels``: one-hot node labels, ``use_node_attr=False``; ``labels+attributes``: ``use_node_attr=True``;
+    edge attributes dropped, graph attributes — regression targets — not used)."""
     from torch_geometric.io import read_tu_data
 
-    require_files(raw, [f"{name}_{part}.txt" for part in TU_RAW_FILES], hint="TU raw files")
-    check_tu_raw(raw, name=name)
+    require_files(raw, _required(raw, name, node_features), hint="TU raw files")
+    labels, node_counts = check_tu_raw(raw, name=name)
     try:
         data, slices, sizes = read_tu_data(str(raw), name)
     except DataError:
         raise
     except Exception as error:  # PyG raises bare errors on malformed raw files: name the folder
         raise DataError(f"{raw}: PyG could not read it ({type(error).__name__}: {error})") from error
-    num_graphs = int(slices["x"].numel() - 1)
-    num_labels = 0 if data.y is None else int(data.y.numel())
-    if num_labels != num_graphs:  # PyG only notices this later, as a slicing RuntimeError (audit F18)
-        raise DataError(f"{raw}: {name}_graph_labels.txt has {num_labels} labels but "
-                        f"{name}_graph_indicator.txt names {num_graphs} graphs")
-    if data.x is not None and sizes["num_node_attributes"] > 0:  # TUDataset(use_node_attr=False) does the same
-        data.x = data.x[:, sizes["num_node_attributes"]:]
+    # Labels as PyG remaps them (sorted unique values → 0..C-1), read here so a graph_attributes file, which PyG
+    # would prefer as a regression target, cannot replace the class labels.
+    values, y = torch.tensor(labels).unique(sorted=True, return_inverse=True)
+    node_slice, edge_slice = torch.tensor([0, *node_counts]).cumsum(0), slices["edge_index"]
+    # PyG counts edges per graph without a minimum length: graphs after the last edge get no slice entry.
+    edge_slice = torch.cat([edge_slice, edge_slice[-1:].repeat(len(node_counts) + 1 - len(edge_slice))])
+    x = _features(data, sizes, node_features, node_slice=node_slice, edge_slice=edge_slice, raw=raw)
     graphs = []
-    for i in range(num_graphs):
-        graph = separate(cls=Data, batch=data, idx=i, slice_dict=slices, decrement=False)
-        graph = Data(x=graph.x, edge_index=graph.edge_index, y=graph.y)
+    for i in range(len(labels)):
+        lo, hi = int(node_slice[i]), int(node_slice[i + 1])
+        edges = data.edge_index[:, int(edge_slice[i]):int(edge_slice[i + 1])]  # already local to graph i
+        graph = Data(x=x[lo:hi], edge_index=edges, y=y[i:i + 1])
         check_graph(graph, f"{raw}: graph {i + 1}")
         graphs.append(graph)
-    return graphs
+    return TUGraphs(graphs=graphs, class_names=[str(int(v)) for v in values],
+                    num_edge_features=sizes["num_edge_attributes"] + sizes["num_edge_labels"])
 
 
-def _npz_array(arrays: np.lib.npyio.NpzFile, key: str, path: Path, *, kind: str, ndim: int) -> np.ndarray:
-    if key not in arrays.files:
-        raise DataError(f"{path}: missing array '{key}' (has {', '.join(arrays.files)})")
-    try:
-        value = arrays[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: array '{key}' is unreadable ({error})") from error
-    if value.dtype.kind not in kind or value.ndim != ndim:
-        raise DataError(f"{path}: array '{key}' must be {ndim}-D of kind '{kind}', got {value.dtype} {value.shape}")
-    return value
-
-
-def read_cora_npz(path: Path) -> Data:
-    """``cora_numpy.npz`` (CSR binary features, labels, both-direction edges, public masks; see the data root's
-    ``planetoid/PROVENANCE.md``) → the ``Data`` PyG's ``Planetoid('Cora')`` builds, checked for consistency."""
-    if not path.is_file():
-        raise DataError(f"{path}: not found (the data root's numpy copy of Cora; to read the raw ind.cora.* "
-                        f"pickles instead, trust them and set data.allow_pickle: true)")
-    try:
-        arrays = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from error
-    with arrays:
-        indptr, indices, shape, y = (_npz_array(arrays, key, path, kind="iu", ndim=n)
-                                     for key, n in (("x_indptr", 1), ("x_indices", 1), ("x_shape", 1), ("y", 1)))
-        edges = _npz_array(arrays, "edge_index", path, kind="iu", ndim=2)
-        masks = {key: _npz_array(arrays, key, path, kind="b", ndim=1) for key in CORA_NPZ_KEYS[5:]}
-    if shape.shape != (2,) or int(shape[0]) != len(y) or len(indptr) != len(y) + 1:
-        raise DataError(f"{path}: x_shape {shape.tolist()}, x_indptr ({len(indptr)}) and y ({len(y)}) disagree")
-    rows, cols = int(shape[0]), int(shape[1])
-    if rows == 0 or cols <= 0 or rows * cols > MAX_DENSE_FEATURES:
-        raise DataError(f"{path}: x_shape {shape.tolist()} is not a usable feature matrix")
-    counts = np.diff(indptr)
-    if int(indptr[0]) != 0 or (counts < 0).any() or int(indptr[-1]) != len(indices):
-        raise DataError(f"{path}: x_indptr is not a CSR row pointer for {len(indices)} stored features")
-    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= cols):
-        raise DataError(f"{path}: x_indices holds a feature id outside 0..{cols - 1}")
-    if edges.shape[0] != 2 or (edges.size and (int(edges.min()) < 0 or int(edges.max()) >= rows)):
-        raise DataError(f"{path}: edge_index must be (2, E) with node ids in 0..{rows - 1}, got {edges.shape}")
-    if int(y.min()) < 0:
-        raise DataError(f"{path}: y holds a negative class")
-    bad = [key for key, mask in masks.items() if len(mask) != rows]
-    if bad:
-        raise DataError(f"{path}: {', '.join(bad)} must have one entry per node ({rows})")
-    x = torch.zeros(rows, cols)
-    row_ids = torch.from_numpy(np.repeat(np.arange(rows), counts))
-    x[row_ids, torch.from_numpy(indices.astype(np.int64))] = 1.0
-    if int(x.sum()) != len(indices):
-        raise DataError(f"{path}: x_indices repeats a feature within a row")
-    edge_index = torch.from_numpy(edges.astype(np.int64))
-    # PyG's Planetoid orders edges by target, then source; the same order keeps sums bit-identical to it.
-    edge_index = edge_index[:, torch.argsort(edge_index[1] * rows + edge_index[0])]
-    graph = Data(x=x, edge_index=edge_index, y=torch.from_numpy(y.astype(np.int64)))
-    for key, mask in masks.items():
-        graph[key] = torch.from_numpy(mask.copy())
-    return graph
-
-
-def read_cora_pickles(raw: Path) -> Data:
-    """PyG's ``read_planetoid_data`` on the raw ``ind.cora.*`` files: **unpickles them**, so only behind the
-    recipe's explicit ``allow_pickle: true`` (a crafted file runs code as the user)."""
-    from torch_geometric.io import read_planetoid_data
-
-    require_files(raw, [f"ind.cora.{part}" for part in PLANETOID_RAW_FILES], hint="Planetoid raw files")
-    try:
-        return read_planetoid_data(str(raw), "Cora")
-    except Exception as error:  # PyG raises bare errors on malformed raw files: name the folder
-        raise DataError(f"{raw}: PyG could not read it ({type(error).__name__}: {error})") from error
+def read_tu_graphs(raw: Path, *, name: str, node_features: NodeFeatures = "labels") -> list[Data]:
+    """The graphs of :func:`read_tu` alone."""
+    return read_tu(raw, name=name, node_features=node_features).graphs
