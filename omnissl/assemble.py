@@ -15,12 +15,11 @@ import torch
 from omnissl.augment.policy import ViewPolicy, build_policy
 from omnissl.build import build_component
 from omnissl.config import Component, Recipe
-from omnissl.errors import ConfigError
+from omnissl.data_hints import DATA_ROOT_ENV, with_data_hint
+from omnissl.errors import ConfigError, DataError
 from omnissl.objectives.base import Objective
 from omnissl.registry import DATASETS, ENCODERS, OBJECTIVES, load_plugins
 from omnissl.types import DataBundle, Encoder
-
-DATA_ROOT_ENV = "OMNISSL_DATA_DIR"
 
 
 def data_root(explicit: str | Path | None = None) -> Path:
@@ -56,7 +55,19 @@ def build_data(recipe: Recipe, *, root: str | Path | None = None, synthetic: int
         if "synthetic" not in entry.signature.parameters:
             raise ConfigError(f"data.name: dataset '{entry.name}' cannot make synthetic samples for validation")
         context["synthetic"] = synthetic
-    bundle = build_component(DATASETS, recipe.data, "data", context)
+    try:
+        bundle = build_component(DATASETS, recipe.data, "data", context)
+    except DataError as error:
+        hinted = error if synthetic is not None else with_data_hint(error, dataset=recipe.data.name, explicit_root=root)
+        if hinted is error:
+            raise
+        raise hinted from error
+    except ConfigError as error:  # a reader that let a plain FileNotFoundError escape: still a missing file
+        cause = error.__cause__
+        if synthetic is None and isinstance(cause, FileNotFoundError) and cause.filename:
+            plain = DataError(f"{recipe.data.name}: not found: {cause.filename}", missing_path=cause.filename)
+            raise with_data_hint(plain, dataset=recipe.data.name, explicit_root=root) from error
+        raise
     if not isinstance(bundle, DataBundle):
         raise ConfigError(f"data: dataset '{recipe.data.name}' returned {type(bundle).__name__}, not a DataBundle")
     return bundle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import fnmatch
 import inspect
 import json
@@ -15,8 +16,26 @@ from omnissl.paths import outside_paths
 from omnissl.registry import REGISTRIES, load_plugins
 from omnissl.report.commands import add_data_root_options, add_eval_options, add_parsers
 
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+
+
+def _check_modality(name: str) -> None:
+    """An unknown ``--modality`` would list nothing at all, which reads as "no components": say so instead."""
+    known = {"any", *load_plugins()} | {e.modality for registry in REGISTRIES.values() for e in registry.entries()}
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise OmnisslError(f"--modality: unknown modality '{name}'{hint}; known: {', '.join(sorted(known))}")
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.params:
+        from omnissl.listing import describe_params
+
+        print(describe_params(args.params, kind=args.kind))
+        return 0
+    if args.modality:
+        _check_modality(args.modality)
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     print(f"plugins: {', '.join(load_plugins()) or 'none'}")
     for kind in kinds:
@@ -29,14 +48,26 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from omnissl.session import validate
+    from omnissl.session import check
 
     paths = [a for a in args.recipes if "=" not in a]
     overrides = [a for a in args.recipes if "=" in a]
     for path in paths:
-        recipe = validate(path, overrides, args.variant)
+        recipe, estimate = check(path, overrides, args.variant, estimate=not args.no_estimate)
         print(f"ok  {path}  ({recipe.name}: {recipe.objective.name}, {len(recipe.tower_specs())} tower(s))")
+        if estimate is not None:
+            print(f"    {estimate.line()}")
     return 0
+
+
+def _print_estimate(trainer: object) -> None:
+    """The cost line before training; an estimate that cannot be made is a warning, never a refused run."""
+    from omnissl.session import training_estimate
+
+    try:
+        print(training_estimate(trainer).line(), flush=True)
+    except Exception as error:  # noqa: BLE001 - e.g. a model deepcopy cannot copy; training itself may still work
+        print(f"omnissl: warning: no cost estimate ({type(error).__name__}: {error})", file=sys.stderr)
 
 
 def _print_reports(reports: dict[str, object], run_dir: Path) -> None:
@@ -71,9 +102,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if "recipe_source" in inspect.signature(Trainer).parameters:  # the runner names the recipe in its messages
         options["recipe_source"] = args.recipe
     trainer = Trainer(assembled, run_dir, **options)
+    if trainer.dist.is_main and not args.no_estimate and trainer.step < recipe.train.steps:
+        _print_estimate(trainer)
     result = trainer.fit()
-    print(f"trained {result.steps_done} steps in {result.seconds:.0f}s ({result.samples_per_second:.1f} samples/s, "
-          f"stopped: {result.stopped_because}); run directory: {run_dir}")
+    span = f" ({result.start_step} → {result.steps_done})" if result.start_step else ""
+    print(f"trained {result.steps_trained} steps{span} in {result.seconds:.0f}s ({result.samples_per_second:.1f} "
+          f"samples/s, stopped: {result.stopped_because}); run directory: {run_dir}")
+    args.interrupt_hint = f"the trained run is saved in {run_dir}; evaluate it with: omnissl eval {run_dir}"
+    if result.stopped_because.startswith("SIG"):  # the user (or the scheduler) asked to stop: stop now
+        print(f"skipped the evaluation and the report (stopped by {result.stopped_because}): resume with the "
+              f"command above, or evaluate the checkpoint as it is with: omnissl eval {run_dir}")
+        return 0
     if not args.no_eval and trainer.dist.is_main and assembled.bundle.test is not None:
         _print_reports(evaluate_assembled(assembled, trained=True, device=recipe.train.device), run_dir)
     if trainer.dist.is_main:
@@ -116,11 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", nargs="?", choices=list(REGISTRIES))
     p.add_argument("--modality", help="only this modality (and modality-agnostic components)")
     p.add_argument("--pattern", default="*", help="shell-style name pattern, e.g. 'resnet*'")
+    p.add_argument("--params", metavar="NAME", help="show component NAME's parameters: types, defaults and which "
+                                                    "ones the recipe's context fills in")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("validate", help="build every piece of a recipe and run one step on a synthetic batch")
     p.add_argument("recipes", nargs="+", help="recipe YAML file(s), then any KEY=VALUE overrides")
     p.add_argument("--variant", help="apply a named variant (e.g. gpu)")
+    p.add_argument("--no-estimate", action="store_true", help="skip the timed step of the cost estimate")
     add_data_root_options(p, data_root=False)
     p.set_defaults(func=_cmd_validate)
 
@@ -137,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(e.g. the previous one when the latest is damaged); implies --resume")
             p.add_argument("--variant", help="apply a named variant of the recipe (e.g. gpu)")
             p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+            p.add_argument("--no-estimate", action="store_true",
+                           help="skip the cost estimate (parameters, one timed step) printed before training")
             p.add_argument("--stop-on-collapse", action="store_true",
                            help="stop (with a checkpoint) when the collapse monitor fires")
         else:
@@ -164,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     except OmnisslError as error:
         print(f"omnissl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside training (which stops cleanly itself): one line, not a traceback
+        hint = getattr(args, "interrupt_hint", None)
+        print(f"\nomnissl: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

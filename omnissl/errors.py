@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class OmnisslError(Exception):
     """Base class of every error omnissl raises on purpose."""
@@ -19,7 +21,15 @@ class ConfigError(OmnisslError, ValueError):
 
 
 class DataError(OmnisslError, ValueError):
-    """Input data is malformed; the message names the file, row, key or shape."""
+    """Input data is malformed; the message names the file, row, key or shape.
+
+    ``missing_path``: the file or folder that does not exist, when that is the problem; the core then adds where
+    the data root came from and the dataset card to the message (a reader need not know either).
+    """
+
+    def __init__(self, message: str, *, missing_path: str | Path | None = None) -> None:
+        super().__init__(message)  # args == (message,): pickles, and DataLoader workers re-raise it, unchanged
+        self.missing_path = Path(missing_path) if missing_path is not None else None
 
 
 class IncompatibleError(OmnisslError, TypeError):

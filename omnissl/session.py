@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from omnissl.eval.protocol import evaluate
 from omnissl.eval.retrieval import RetrievalReport, retrieval_rows
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import autocast_dtype, resolve_device
+from omnissl.train.estimate import CostEstimate, estimate_cost
 from omnissl.types import to_device
 
 
@@ -42,8 +44,16 @@ def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
 def validate(path: str | Path, overrides: list[str] | None = None, variant: str | None = None) -> Recipe:
     """Build the recipe (or the chosen variant) and run one step; every other variant is checked without building,
     so a typo in a variant nobody uses today fails now, not on the GPU box later."""
+    return check(path, overrides, variant, estimate=False)[0]
+
+
+def check(path: str | Path, overrides: list[str] | None = None, variant: str | None = None, *,
+          estimate: bool = True) -> tuple[Recipe, CostEstimate | None]:
+    """:func:`validate`, plus (``estimate``) the cost line ``omnissl validate`` prints: parameters and one timed
+    synthetic step at the recipe's batch size on its device, so a paper-scale default shows before a run."""
     recipe = load_recipe(path, overrides, variant)
-    dry_run(assemble(recipe, synthetic=16))
+    assembled = assemble(recipe, synthetic=16)
+    dry_run(assembled)
     for name, changed in variant_recipes(path, overrides).items():
         if name == variant:
             continue
@@ -51,7 +61,35 @@ def validate(path: str | Path, overrides: list[str] | None = None, variant: str 
             check_components(changed)
         except ConfigError as error:  # component errors start with their key path, which the variant wrote
             raise ConfigError(f"{path}: variants.{name}.{error}") from None
-    return recipe
+    return recipe, synthetic_estimate(assembled) if estimate else None
+
+
+def synthetic_estimate(assembled: Assembled) -> CostEstimate:
+    """The cost of ``assembled`` (built on synthetic data, not trained afterwards) on the recipe's device; a device
+    this machine lacks is timed on the CPU and the line says so."""
+    from omnissl.train.runner import place_for_training
+
+    config = assembled.recipe.train
+    device = resolve_device(config.device)
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    label = None
+    if not available.get(device.type, True):
+        label, device = f"cpu ({config.device} is not available here)", torch.device("cpu")
+    objective = place_for_training(assembled.objective, config, device)
+    found = estimate_cost(objective=objective, policies=assembled.policies, bundle=assembled.bundle,
+                          batch_size=config.batch_size, accumulate=config.accumulate, device=device,
+                          paired=assembled.recipe.is_paired, steps_left=config.steps,
+                          dtype=autocast_dtype(config.precision, device))
+    return found if label is None else dataclasses.replace(found, device=label)
+
+
+def training_estimate(trainer: Any) -> CostEstimate:
+    """The cost of the run ``trainer`` is about to make, timed on a copy so the run itself is unchanged."""
+    config, recipe = trainer.config, trainer.recipe
+    return estimate_cost(objective=trainer.objective, policies=trainer.assembled.policies,
+                         bundle=trainer.assembled.bundle, batch_size=config.batch_size, accumulate=config.accumulate,
+                         device=trainer.device, paired=recipe.is_paired, steps_left=config.steps - trainer.step,
+                         dtype=trainer.amp_dtype, work_on_copy=True)
 
 
 def default_run_dir(recipe: Recipe) -> Path:
