@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -175,3 +176,22 @@ def test_throughput_benchmark_never_overwrites_the_committed_results_by_default(
     assert bench.output_path(out=str(committed), overwrite=True) == committed
     assert bench.output_path(out=str(tmp_path / "t.json"), overwrite=False) == tmp_path / "t.json"
     assert "timestamped" in bench.build_parser().format_help()
+
+
+def _readme_python_snippet() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API"):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("\n```", section.index("```python"))]
+
+
+def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The README's Python API example is run verbatim (digits: no data files), so the names it shows stay real."""
+    script = tmp_path / "snippet.py"
+    script.write_text(_readme_python_snippet() + "\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "torch.Size([4, 128])"  # what the snippet's last comment promises
+    assert "20 steps" in lines and any(line.startswith("| simclr (trained) | 128 |") for line in lines)
+    assert (tmp_path / "runs" / "in-code" / "export" / "encoder.safetensors").is_file()
