@@ -25,6 +25,7 @@ from omnissl.eval.features import extract_features, limit, raw_features
 from omnissl.eval.finetune import FinetuneConfig, finetune
 from omnissl.eval.linear_probe import linear_probe
 from omnissl.eval.protocol import measure
+from omnissl.eval.summary import score
 from omnissl.types import Encoder
 
 
@@ -60,7 +61,8 @@ def label_efficiency(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], 
     curve: dict[str, Any] = {}
     for fraction in fractions:
         if fraction >= 1.0:
-            curve[str(fraction)] = {"mean": full_probe["mean"], "std": full_probe["std"], "labels": len(train[1])}
+            curve[str(fraction)] = {"mean": full_probe["mean"], "std": full_probe["std"], "labels": len(train[1]),
+                                    "seeds": len(full_probe["per_seed"])}
             continue
         scores, size = [], 0
         for seed in range(eval_config.probe_seeds):
@@ -71,7 +73,8 @@ def label_efficiency(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], 
                                   val_fraction=eval_config.val_fraction, num_classes=num_classes)
             scores.append(result.mean)
         curve[str(fraction)] = {"mean": statistics.fmean(scores),
-                                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "labels": size}
+                                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "labels": size,
+                                "seeds": len(scores)}
     return curve
 
 
@@ -174,13 +177,11 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["name"], row["kind"], str(row["feature_dim"]), *[f"{100 * row['knn'][k]:.2f}" for k in knn_keys],
-                 f"{100 * row['probe']['mean']:.2f} ± {100 * row['probe']['std']:.2f}"]
-        for f in fractions:
-            point = row["label_efficiency"][f]
-            cells.append(f"{100 * point['mean']:.2f} ± {100 * point['std']:.2f}")
+                 score(result=row["probe"])]
+        cells += [score(result=row["label_efficiency"][f]) for f in fractions]
         for m in modes:
             ft = row["finetune"].get(m)
-            cells.append(f"{100 * ft['mean']:.2f} ± {100 * ft['std']:.2f}" if ft else "—")
+            cells.append(score(result=ft) if ft else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n**Verdict:** {result['verdict']}\n"
 

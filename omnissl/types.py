@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from omnissl.errors import DataError
+
 OutputKind = Literal["pooled", "tokens"]
 
 
@@ -107,6 +109,9 @@ class DataBundle:
     raw_features: turns an ``x`` batch into a flat ``(B, F)`` float tensor for the raw-input baseline.
     artifacts: files the data pipeline fixed for this run (a fitted schema, a trained tokenizer): the trainer copies
     them into ``RUN_DIR/artifacts/`` so the run directory alone says how its inputs were prepared.
+    class_names: ``class_names[y]`` is label ``y``'s display name, for reports (legends, retrieval titles); ``None``
+    when the data has none, and then plots show the index. A plugin that only publishes
+    ``input_spec["class_names"]`` (the older convention) gets the field filled from there.
     """
 
     train: Dataset[Any]
@@ -117,6 +122,23 @@ class DataBundle:
     raw_features: Callable[[Any], Tensor] | None = None
     description: str = ""
     artifacts: dict[str, Path] = field(default_factory=dict)
+    class_names: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_names is None and self.input_spec.get("class_names") is not None:
+            self.class_names = list(self.input_spec["class_names"])
+        if self.class_names is None:
+            return
+        self.class_names = [str(name) for name in self.class_names]
+        # A name list of the wrong length would label every plot wrongly without any error, so refuse it here.
+        if self.num_classes is not None and len(self.class_names) != self.num_classes:
+            raise DataError(f"dataset '{self.description}': {len(self.class_names)} class names "
+                            f"{self.class_names[:5]} for num_classes={self.num_classes}")
+
+
+def class_name(*, names: Sequence[str] | None, label: int) -> str:
+    """Label ``label``'s display name, or the index itself when the dataset publishes no (or too few) names."""
+    return names[label] if names is not None and 0 <= label < len(names) else str(label)
 
 
 def to_device(value: Any, device: torch.device | str, non_blocking: bool = True) -> Any:

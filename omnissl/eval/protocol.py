@@ -20,6 +20,7 @@ from omnissl.config import EvalConfig
 from omnissl.eval.features import extract_features, limit, raw_features
 from omnissl.eval.knn import knn_accuracy
 from omnissl.eval.linear_probe import linear_probe
+from omnissl.eval.summary import score
 from omnissl.types import DataBundle, Encoder
 
 FeatureSource = Callable[[Dataset[Any]], tuple[Tensor, Tensor]]
@@ -52,7 +53,7 @@ class EvalReport:
         header = ["features", "dim", *[f"k-NN {k}" for k in knn_keys], "linear probe (mean ± std)"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
-            probe = f"{100 * row.probe['mean']:.2f} ± {100 * row.probe['std']:.2f}"
+            probe = score(result=row.probe)
             knn = [f"{100 * row.knn[k]:.2f}" for k in knn_keys]
             lines.append("| " + " | ".join([row.name, str(row.feature_dim), *knn, probe]) + " |")
         return "\n".join(lines)

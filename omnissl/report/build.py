@@ -17,19 +17,10 @@ from omnissl.errors import ConfigError, DataError
 from omnissl.report import extras, plots
 from omnissl.report.embedding_map import knn_consistency, plot_embedding_map
 from omnissl.report.html import Section, write_html
+from omnissl.report.sections import (eval_table, evaluation_sections, knn_references, missing_curves, recipe_text,
+                                     train_settings)
 
-
-def eval_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """``eval.json``'s per-tower report → (header, rows) with k-NN columns and probe mean ± std (in %)."""
-    rows = report.get("rows", [])
-    knn_keys = list(rows[0]["knn"]) if rows else []
-    header = ["features", "dim", *[f"k-NN {k}" for k in knn_keys], "linear probe (mean ± std)"]
-    body = []
-    for row in rows:
-        probe = row["probe"]
-        body.append([row["name"], str(row["feature_dim"]), *[f"{100 * row['knn'][k]:.2f}" for k in knn_keys],
-                     f"{100 * probe['mean']:.2f} ± {100 * probe['std']:.2f}"])
-    return header, body
+__all__ = ["collect", "eval_table", "write_report"]
 
 
 def _read_json(path: Path) -> Any:
@@ -97,19 +88,23 @@ def _model_sections(run_dir: Path, figures: Path, *, data_root: str | Path | Non
         section = Section(title=f"embedding map — tower '{tower}'")
         name = "embedding_map" if tower == "main" else f"embedding_map_{tower}"
         section.images.append(plot_embedding_map(
-            feats, labels, figures / f"{name}.png", seed=recipe.seed,
+            feats, labels, figures / f"{name}.png", seed=recipe.seed, class_names=bundle.class_names,
             title=f"t-SNE of {len(labels)} {'test' if bundle.test is not None else 'train'} features"))
         section.paragraphs.append(f"Share of each point's 10 nearest neighbours (cosine, full feature space) with "
                                   f"the same label: {100 * knn_consistency(feats, labels):.1f}%.")
         sections.append(section)
-        if images is not None:
+        if images is None:
+            section.paragraphs.append("nearest-neighbour retrieval: shown for image inputs only ((B, C, H, W) with "
+                                      "1 or 3 channels); this run's inputs are not images")
+        else:
             bank = limit(bundle.train, max_points, seed=3)
             bank_feats, bank_labels, bank_images = collect(encoder, bank, bundle, select=select, keep_inputs=True,
                                                            device=device)
             if bank_images is not None:
                 extra = Section(title="nearest-neighbour retrieval")
                 extra.images.append(extras.plot_retrieval(images, labels, feats, bank_images, bank_labels,
-                                                          bank_feats, figures / "retrieval.png"))
+                                                          bank_feats, figures / "retrieval.png",
+                                                          class_names=bundle.class_names, seed=recipe.seed))
                 mae = extras.plot_mae_reconstructions(assembled.objective, images, figures / "mae_reconstructions.png",
                                                       seed=recipe.seed)
                 if mae is not None:
@@ -127,23 +122,25 @@ def write_report(run_dir: str | Path, *, data_root: str | Path | None = None, em
     figures = run_dir / "report"
     figures.mkdir(exist_ok=True)
     records = plots.read_metrics(run_dir / "metrics.jsonl")
+    evaluation = _read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else None
     sections: list[Section] = []
     curves = Section(title="training")
-    for make, name in ((plots.plot_loss_lr, "loss_lr"), (plots.plot_knn, "knn_accuracy"),
+    for make, name in ((plots.plot_loss_lr, "loss_lr"),
+                       (lambda r, p: plots.plot_knn(r, p, references=knn_references(evaluation)), "knn_accuracy"),
                        (plots.plot_collapse, "collapse_monitor")):
         image = make(records, figures / f"{name}.png")
         if image is not None:
             curves.images.append(image)
     if not records:
         curves.paragraphs.append("metrics.jsonl is missing or empty: no training curves.")
+    curves.paragraphs += missing_curves(records, train_settings(run_dir))
     sections.append(curves)
-    if (run_dir / "eval.json").is_file():
-        evaluation = Section(title="evaluation (frozen features; probe mean ± std over seeds, %)")
-        for tower, report in _read_json(run_dir / "eval.json").items():
-            evaluation.paragraphs.append(f"tower '{tower}' on {report.get('dataset')}: {report.get('train_samples')}"
-                                         f" train / {report.get('test_samples')} test samples")
-            evaluation.tables.append(eval_table(report))
-        sections.append(evaluation)
+    if evaluation is not None:
+        sections += evaluation_sections(evaluation)
+    else:
+        sections.append(Section(title="evaluation", paragraphs=[
+            "no eval.json: the run was not evaluated (trained with --no-eval, or stopped early); "
+            f"run omnissl eval {run_dir}"]))
     if (run_dir / "compare" / "compare.json").is_file():  # `omnissl compare RUN_DIR` writes there by default
         sections.append(_compare_section(run_dir / "compare"))
     checkpoints = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
@@ -152,10 +149,14 @@ def write_report(run_dir: str | Path, *, data_root: str | Path | None = None, em
 
         sections += _model_sections(run_dir, figures, data_root=data_root, max_points=max_points,
                                     device=resolve_device(device))
+    else:
+        why = ("report --no-map (or train --no-eval) skips loading the model" if not embed else
+               "no checkpoint in checkpoints/" if not checkpoints else "no recipe.yaml")
+        sections.append(Section(title="embedding map and retrieval", paragraphs=[f"not drawn: {why}"]))
     if (run_dir / "notes.log").is_file():
         sections.append(Section(title="notes", preformatted=(run_dir / "notes.log").read_text(encoding="utf-8")))
     if (run_dir / "recipe.yaml").is_file():
-        sections.append(Section(title="recipe", preformatted=(run_dir / "recipe.yaml").read_text(encoding="utf-8")))
+        sections.append(Section(title="recipe", preformatted=recipe_text(run_dir / "recipe.yaml")))
     last = max((r["step"] for r in records), default=0)
     return write_html(run_dir / "report.html", f"omnissl run report: {run_dir.name}", sections,
                       subtitle=f"{len(records)} metric records, last step {last}; {len(checkpoints)} checkpoint(s)")

@@ -35,6 +35,7 @@ def finetune_eval(assembled: Any, args: argparse.Namespace, out_dir: Path) -> No
     """``omnissl eval --finetune MODE``: fine-tune each tower's backbone, print, add to ``eval.json``."""
     from omnissl.eval.features import limit
     from omnissl.eval.finetune import FinetuneConfig, finetune
+    from omnissl.eval.summary import score
     from omnissl.train.distributed import resolve_device
 
     recipe, bundle = assembled.recipe, assembled.bundle
@@ -51,8 +52,8 @@ def finetune_eval(assembled: Any, args: argparse.Namespace, out_dir: Path) -> No
         for mode in args.finetune:
             config = FinetuneConfig(**{**_finetune_settings(args), "mode": mode})
             results[mode] = finetune(encoder, train_set, test_set, bundle, config, device=device, select=select)
-            print(f"fine-tune {mode} (tower '{tower}'): {100 * results[mode]['mean']:.2f} ± "
-                  f"{100 * results[mode]['std']:.2f} over {config.seeds} seed(s)")
+            spread = "" if config.seeds == 1 else f" over {config.seeds} seeds"
+            print(f"fine-tune {mode} (tower '{tower}'): {score(result=results[mode])}{spread}")
         combined.setdefault(tower, {})["finetune"] = results
     path.write_text(json.dumps(combined, indent=2), encoding="utf-8")
 

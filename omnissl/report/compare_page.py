@@ -17,6 +17,22 @@ def _table(markdown: str) -> tuple[list[str], list[list[str]]]:
     return cells[0], cells[2:]
 
 
+def finetune_settings(settings: dict[str, Any]) -> str:
+    """compare.json's ``finetune`` settings as a sentence (the page printed the raw Python dict)."""
+    modes = settings.get("modes") or []
+    if not modes:
+        return "fine-tuning: off"
+    seeds = settings.get("seeds", 1)
+    parts = [f"{settings['blocks']} last block(s) for last_blocks" if "last_blocks" in modes and "blocks" in settings
+             else "", f"{settings['epochs']:g} epoch(s)" if isinstance(settings.get("epochs"), (int, float)) else "",
+             f"≥ {settings['min_steps']} steps" if "min_steps" in settings else "",
+             f"head lr {settings['lr']:g}" if isinstance(settings.get("lr"), (int, float)) else "",
+             f"encoder lr × {settings['encoder_lr_scale']:g}" if isinstance(settings.get("encoder_lr_scale"),
+                                                                            (int, float)) else "",
+             f"{seeds} seed{'s' if seeds != 1 else ''}"]
+    return f"fine-tuning: {', '.join(modes)} ({', '.join(p for p in parts if p)})"
+
+
 def write_compare_outputs(result: dict[str, Any], out_dir: Path, *, command: str = "") -> dict[str, Path]:
     from omnissl.compare import markdown_table
 
@@ -34,7 +50,7 @@ def write_compare_outputs(result: dict[str, Any], out_dir: Path, *, command: str
     section = Section(title=f"decision table — {result['dataset']}")
     section.paragraphs.append(f"{result['train_samples']} train / {result['test_samples']} test samples, the same "
                               f"for every row; linear probe mean ± std over {result['probe_seeds']} seeds; "
-                              f"fine-tuning: {result['finetune']}.")
+                              f"{finetune_settings(result.get('finetune') or {})}.")
     if command:
         section.paragraphs.append(f"command: {command}")
     section.tables.append(_table(table))

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from omnissl.report.plots import _save, plt
+from omnissl.types import class_name
 
 
 def tsne_2d(features: Tensor, *, seed: int = 0) -> np.ndarray:
@@ -31,18 +32,19 @@ def tsne_2d(features: Tensor, *, seed: int = 0) -> np.ndarray:
 
 def plot_embedding_map(features: Tensor, labels: Tensor, path: Path, *, title: str,
                        class_names: list[str] | None = None, seed: int = 0) -> Path:
-    """Scatter of the t-SNE map, one colour per label (≤ 20 classes get a legend)."""
+    """Scatter of the t-SNE map, one colour per label (≤ 20 classes get a legend, with the class names)."""
     points = tsne_2d(features, seed=seed)
     y = labels.long().cpu().numpy()
-    fig, ax = plt.subplots(figsize=(6, 5.4))
+    fig, ax = plt.subplots(figsize=(7, 5.4))
     classes = np.unique(y)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for index, label in enumerate(classes):
         chosen = y == label
-        name = class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=6, color=cmap(index % cmap.N), label=name)
-    if len(classes) <= 20:
-        ax.legend(markerscale=2.5, fontsize=7, loc="best", ncol=2 if len(classes) > 10 else 1)
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=6, color=cmap(index % cmap.N),
+                   label=class_name(names=class_names, label=int(label)))
+    if len(classes) <= 20:  # beside the map: inside, it covered a corner's points
+        ax.legend(markerscale=2.5, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  ncol=2 if len(classes) > 10 else 1)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)

@@ -7,13 +7,14 @@ modalities get the curves, the map and the tables.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from omnissl.report.plots import _save, plt
+from omnissl.types import class_name
 
 
 def is_image_batch(x: Any) -> bool:
@@ -34,25 +35,51 @@ def to_display(images: Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).clamp(0, 1).numpy()
 
 
+def stratified_queries(*, labels: Tensor, count: int, seed: int) -> Tensor:
+    """Indices of ``count`` query rows spread over the classes: one per class in a seeded random class order (then
+    round again), a seeded random member each. The first rows of a test split are often one class (CIFAR's
+    first six were all airplanes), which showed nothing about the other classes."""
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    classes = classes[torch.randperm(len(classes), generator=generator)]
+    pools = {int(c): (labels == c).nonzero().flatten() for c in classes}
+    pools = {c: rows[torch.randperm(len(rows), generator=generator)].tolist() for c, rows in pools.items()}
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(labels)):
+        for c in (int(c) for c in classes):
+            if pools[c] and len(chosen) < count:
+                chosen.append(pools[c].pop())
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def _short(name: str, width: int = 12) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def plot_retrieval(query_images: Tensor, query_labels: Tensor, query_features: Tensor, bank_images: Tensor,
                    bank_labels: Tensor, bank_features: Tensor, path: Path, *, queries: int = 6,
-                   neighbours: int = 5) -> Path:
-    """Each row: a test image, then its ``neighbours`` nearest training images by cosine similarity of the
-    frozen features. A green title means the neighbour has the query's label, red that it does not."""
-    q = torch.nn.functional.normalize(query_features[:queries].float(), dim=1)
+                   neighbours: int = 5, class_names: Sequence[str] | None = None, seed: int = 0) -> Path:
+    """Each row: a test image (queries stratified by class, seeded), then its ``neighbours`` nearest training
+    images by cosine similarity of the frozen features. A green title means the neighbour has the query's label,
+    red that it does not; titles use the dataset's class names when it publishes them."""
+    rows_q = stratified_queries(labels=query_labels, count=queries, seed=seed)
+    query_images, query_labels, query_features = query_images[rows_q], query_labels[rows_q], query_features[rows_q]
+    q = torch.nn.functional.normalize(query_features.float(), dim=1)
     bank = torch.nn.functional.normalize(bank_features.float(), dim=1)
     similarity, index = (q @ bank.T).topk(min(neighbours, bank.shape[0]), dim=1)
-    shown_q, shown_bank = to_display(query_images[:queries]), to_display(bank_images)
+    shown_q, shown_bank = to_display(query_images), to_display(bank_images)
     rows, cols = q.shape[0], index.shape[1] + 1
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows), squeeze=False)
     for r in range(rows):
         axes[r, 0].imshow(shown_q[r])
-        axes[r, 0].set_title(f"query {int(query_labels[r])}", fontsize=7)
+        axes[r, 0].set_title(f"query: {_short(class_name(names=class_names, label=int(query_labels[r])))}",
+                             fontsize=7)
         for c in range(index.shape[1]):
             j = int(index[r, c])
             same = int(bank_labels[j]) == int(query_labels[r])
             axes[r, c + 1].imshow(shown_bank[j])
-            axes[r, c + 1].set_title(f"{int(bank_labels[j])} ({similarity[r, c]:.2f})", fontsize=7,
+            label = _short(class_name(names=class_names, label=int(bank_labels[j])))
+            axes[r, c + 1].set_title(f"{label} ({similarity[r, c]:.2f})", fontsize=7,
                                      color="green" if same else "red")
     for ax in axes.flat:
         ax.set_axis_off()

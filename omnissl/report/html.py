@@ -14,9 +14,10 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em; border-botto
 table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+td { white-space: nowrap; } /* "98.52 ± 0.34" is one value: never split across lines */
 th { background: #f3f3f3; } img { max-width: 100%; display: block; margin: .5em 0; }
 .note { color: #555; font-size: .9em; } .verdict { font-weight: bold; padding: .5em; background: #eef6ee; }
-pre { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: .8em; }
+pre { background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; font-size: .8em; }
 """
 
 

@@ -23,6 +23,7 @@ from omnissl_image.folder import IMAGE_SUFFIXES, class_index, load_split, scan_s
 from omnissl_image.readers import check_test_split, read_npz
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
 class ImageTensorDataset(Dataset[dict[str, Any]]):
@@ -73,7 +74,8 @@ def make_bundle(train: ImageTensorDataset, test: ImageTensorDataset | None, *, n
     if class_names is not None:
         spec["class_names"] = tuple(class_names)
     return DataBundle(train=train, test=test, collate=collate_images, num_classes=num_classes, input_spec=spec,
-                      raw_features=flatten_pixels, description=description)
+                      raw_features=flatten_pixels, description=description,
+                      class_names=list(class_names) if class_names is not None else None)
 
 
 def synthetic_images(count: int, *, channels: int, size: int, num_classes: int, seed: int) -> ImageTensorDataset:
@@ -146,11 +148,12 @@ def mnist(*, data_root: Path = Path("."), test_fraction: float = 0.2, synthetic:
     """Only MNIST's official *test* split is available offline; it is split into train/test here."""
     if synthetic is not None:
         fake = synthetic_images(synthetic, channels=1, size=28, num_classes=10, seed=seed)
-        return make_bundle(fake, fake, num_classes=10, description="synthetic MNIST")
+        return make_bundle(fake, fake, num_classes=10, description="synthetic MNIST", class_names=DIGIT_CLASSES)
     path = data_root / "mnist" / "mnist_test.npz"
     train, test = seeded_split(*read_npz(path=path, num_classes=10), test_fraction=test_fraction, seed=seed,
                                source=str(path))
-    return make_bundle(train, test, num_classes=10, description="MNIST official test split, re-split 80/20")
+    return make_bundle(train, test, num_classes=10, description="MNIST official test split, re-split 80/20",
+                       class_names=DIGIT_CLASSES)
 
 
 @DATASETS.register("digits", modality="image", description="scikit-learn's bundled 8×8 digits (offline demo)")
@@ -159,7 +162,7 @@ def digits(*, test_fraction: float = 0.25, upscale: int = 16, synthetic: int | N
     """1,797 greyscale digits shipped inside scikit-learn, scaled 0–16 → 0–255 and resized to ``upscale``."""
     if synthetic is not None:
         fake = synthetic_images(synthetic, channels=1, size=upscale, num_classes=10, seed=seed)
-        return make_bundle(fake, fake, num_classes=10, description="synthetic digits")
+        return make_bundle(fake, fake, num_classes=10, description="synthetic digits", class_names=DIGIT_CLASSES)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -168,7 +171,8 @@ def digits(*, test_fraction: float = 0.25, upscale: int = 16, synthetic: int | N
     images = images.round().clamp(0, 255).to(torch.uint8)
     train, test = seeded_split(images, torch.from_numpy(bunch.target), test_fraction=test_fraction, seed=seed,
                                source="sklearn digits")
-    return make_bundle(train, test, num_classes=10, description="scikit-learn digits, 75/25 split")
+    return make_bundle(train, test, num_classes=10, description="scikit-learn digits, 75/25 split",
+                       class_names=DIGIT_CLASSES)
 
 
 @DATASETS.register("image_folder", modality="image", description="ImageFolder trees: ROOT/train/CLASS/*.png …")
@@ -220,8 +224,12 @@ def torchvision_dataset(*, dataset: str, download: bool = False, data_root: Path
             raise DataError(f"{dataset}: {error} (set download: true to fetch it)") from error
         x = torch.as_tensor(np.asarray(ds.data))
         x = x.unsqueeze(-1) if x.ndim == 3 else x
+        names.extend([] if names else [str(c) for c in getattr(ds, "classes", None) or []])
         return ImageTensorDataset(x.permute(0, 3, 1, 2).contiguous().to(torch.uint8),
                                   torch.as_tensor(np.asarray(ds.targets)), source=dataset)
 
+    names: list[str] = []  # torchvision's own `classes` list, when the dataset has one
     train = load(True)
-    return make_bundle(train, load(False), num_classes=int(train.labels.max()) + 1, description=dataset)
+    classes = int(train.labels.max()) + 1
+    return make_bundle(train, load(False), num_classes=classes, description=dataset,
+                       class_names=names if len(names) == classes else None)

@@ -82,7 +82,8 @@ def make_bundle(train: AudioDataset, test: AudioDataset | None, *, sample_rate: 
         return mean_log_mel(x["wave"], x["padding_mask"], sample_rate=sample_rate)
 
     return DataBundle(train=train, test=test, collate=collate_audio, num_classes=num_classes, input_spec=spec,
-                      raw_features=raw, description=description)
+                      raw_features=raw, description=description,
+                      class_names=list(class_names) if class_names is not None else None)
 
 
 def synthetic_audio(count: int, *, sample_rate: int, num_classes: int, seed: int) -> AudioDataset:
@@ -107,7 +108,8 @@ def fsdd(*, label: Literal["digit", "speaker"] = "digit", sample_rate: int = 800
     classes = 10 if label == "digit" else 6
     if synthetic is not None:
         fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=classes, seed=seed)
-        return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=classes, description="synthetic FSDD")
+        return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=classes, description="synthetic FSDD",
+                           class_names=[str(d) for d in range(10)] if label == "digit" else None)
     path = data_root / "fsdd" / "fsdd.npz"
     if not path.is_file():
         raise DataError(f"FSDD not found at {path}: set OMNISSL_DATA_DIR to the shared datasets folder")

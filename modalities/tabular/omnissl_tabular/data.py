@@ -229,7 +229,8 @@ def make_bundle(schema: TabularSchema, train: TabularDataset, test: TabularDatas
         spec["num_classes"] = classes
         spec["class_names"] = tuple(schema.classes)
     return DataBundle(train=train, test=test, collate=collate_tabular, num_classes=classes, input_spec=spec,
-                      raw_features=RawFeatures(cards), description=description)
+                      raw_features=RawFeatures(cards), description=description,
+                      class_names=list(schema.classes) if classes is not None else None)
 
 
 def synthetic_bundle(count: int, *, seed: int, num_numeric: int = 6, cardinalities: Sequence[int] = (5, 4, 9),

@@ -130,7 +130,11 @@ def sklearn_tabular(*, dataset: SklearnName = "breast_cancer", test_fraction: fl
         return synthetic_bundle(synthetic, seed=seed, num_numeric=8, cardinalities=())
     from sklearn import datasets as skd
 
-    frame = getattr(skd, f"load_{dataset}")(as_frame=True).frame
-    train, test = seeded_split(frame, test_fraction=test_fraction, seed=seed, target="target")
-    return bundle_from_frames(train, test, target="target", description=f"scikit-learn {dataset}",
-                              cache_key=f"sklearn-{dataset}-{test_fraction}-{seed}")
+    loaded = getattr(skd, f"load_{dataset}")(as_frame=True)
+    train, test = seeded_split(loaded.frame, test_fraction=test_fraction, seed=seed, target="target")
+    bundle = bundle_from_frames(train, test, target="target", description=f"scikit-learn {dataset}",
+                                cache_key=f"sklearn-{dataset}-{test_fraction}-{seed}")
+    # The target column holds 0, 1, …; scikit-learn ships what they mean ("malignant", "benign", …).
+    if bundle.class_names is not None:
+        bundle.class_names = [str(loaded.target_names[int(c)]) for c in bundle.class_names]
+    return bundle

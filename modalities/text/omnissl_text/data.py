@@ -148,7 +148,7 @@ def make_bundle(train: tuple[list[str], list[int]], test: tuple[list[str], list[
     return DataBundle(train=train_set, test=test_set, collate=PadCollate(info.pad_token_id),
                       num_classes=len(class_names), input_spec=spec,
                       raw_features=HashedTfidf(train_set.ids, special_token_ids=info.special_token_ids),
-                      description=description)
+                      description=description, class_names=list(class_names))
 
 
 def synthetic_bundle(count: int, *, num_classes: int, seed: int, max_length: int, description: str) -> DataBundle:
@@ -160,7 +160,7 @@ def synthetic_bundle(count: int, *, num_classes: int, seed: int, max_length: int
             "num_classes": num_classes, "class_names": tuple(str(i) for i in range(num_classes))}
     return DataBundle(train=fake, test=fake, collate=PadCollate(0), num_classes=num_classes, input_spec=spec,
                       raw_features=HashedTfidf(fake.ids, special_token_ids=(0, 1, 2, 3, 4), buckets=128),
-                      description=description)
+                      description=description, class_names=list(spec["class_names"]))
 
 
 def _pick(texts: list[str], labels: list[int], rows: list[int]) -> tuple[list[str], list[int]]:

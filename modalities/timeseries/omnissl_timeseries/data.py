@@ -112,7 +112,8 @@ def make_bundle(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np
     if class_names:
         spec["class_names"] = tuple(class_names)
     return DataBundle(train=train_set, test=test_set, collate=collate_series, num_classes=num_classes,
-                      input_spec=spec, raw_features=raw_series_features, description=description)
+                      input_spec=spec, raw_features=raw_series_features, description=description,
+                      class_names=list(class_names) if class_names else None)
 
 
 def synthetic_bundle(count: int, *, channels: int, length: int, num_classes: int, varying: bool,
