@@ -6,8 +6,8 @@ import argparse
 import contextlib
 import difflib
 import fnmatch
-import inspect
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -80,6 +80,16 @@ def _print_reports(reports: dict[str, object], run_dir: Path) -> None:
     print(f"\nwrote {run_dir / 'eval.json'}")
 
 
+def _resume_source(args: argparse.Namespace) -> str:
+    """The recipe part of the resume command the runner prints: the path as given plus every override and option
+    that shaped the recipe, since a resume with a different recipe is refused."""
+    parts = [args.recipe, *args.overrides]
+    parts += ["--variant", args.variant] if args.variant else []
+    parts += ["--stop-on-collapse"] if args.stop_on_collapse else []
+    parts += ["--data-root", args.data_root] if args.data_root else []
+    return shlex.join(parts)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from omnissl.assemble import assemble
     from omnissl.config import load_recipe
@@ -99,8 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"resume": resume}
     if args.checkpoint is not None:
         options["checkpoint"] = Path(args.checkpoint)
-    if "recipe_source" in inspect.signature(Trainer).parameters:  # the runner names the recipe in its messages
-        options["recipe_source"] = args.recipe
+    options["recipe_source"] = _resume_source(args)
     trainer = Trainer(assembled, run_dir, **options)
     if trainer.dist.is_main and not args.no_estimate and trainer.step < recipe.train.steps:
         _print_estimate(trainer)

@@ -3,8 +3,8 @@
 Objective defaults are faithful to their papers (VICReg's 8192×3 expander, DINO's 65536 prototypes), which can
 make a small CPU run take minutes per step without any hint. The line gives the trainable parameters (per tower
 and in the objective's heads) and the time of one timed step at the recipe's batch size on the chosen device.
-The timing is kept cheap: a small batch first, the full batch only when the small one projects it under
-``max_seconds``, and a second (warm) timing only when a step is quick; otherwise the small batch is extrapolated.
+The timing is kept cheap: batches grow from 8 towards the recipe's while each projects under ``max_seconds`` (the
+last one timed is extrapolated when the full batch would cost more), and a warm re-timing only when a step is quick.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ class CostEstimate:
     """What :func:`estimate_cost` found; ``line()`` is what the CLI prints."""
 
     trainable: int
-    frozen: int
-    towers: dict[str, int]
-    heads: int
+    frozen: int  # not trained and outside every tower (e.g. an EMA teacher's head)
+    towers: dict[str, tuple[int, bool]]  # name → (parameters, frozen: none of them trained, e.g. an EMA teacher)
+    outside: int  # trainable outside every tower: projection heads, predictors, an online copy
     batch_size: int
     accumulate: int
     step_seconds: float  # one optimizer step (all ``accumulate`` micro-batches)
@@ -52,9 +52,10 @@ class CostEstimate:
     steps_left: int
 
     def line(self) -> str:
-        parts = [f"tower '{name}' {_short(count)}" for name, count in self.towers.items()]
-        parts.append(f"heads {_short(self.heads)}")
-        frozen = f"; {_short(self.frozen)} more not trained" if self.frozen else ""
+        parts = [f"tower '{name}' {_short(count)}{' frozen' if frozen else ''}"
+                 for name, (count, frozen) in self.towers.items()]
+        parts.append(f"outside the towers {_short(self.outside)}")
+        frozen = f"; {_short(self.frozen)} more frozen" if self.frozen else ""
         batch = f"batch {self.batch_size}" + (f" × {self.accumulate} accumulated" if self.accumulate > 1 else "")
         how = "" if self.timed_batch == self.batch_size else f", extrapolated from a batch of {self.timed_batch}"
         rate = self.batch_size * self.accumulate / max(self.step_seconds, 1e-9)
@@ -64,19 +65,22 @@ class CostEstimate:
                 f"{self.steps_left} steps ≈ {total}")
 
 
-def count_parameters(objective: nn.Module) -> tuple[int, int, dict[str, int], int]:
-    """(trainable, frozen, trainable per tower, trainable outside every tower). A parameter shared by towers
-    counts once in the total and in each tower that holds it."""
-    trainable = {id(p): p.numel() for p in objective.parameters() if p.requires_grad}
-    frozen = sum(p.numel() for p in objective.parameters() if not p.requires_grad)
-    towers: dict[str, int] = {}
+def count_parameters(objective: nn.Module) -> tuple[int, int, dict[str, tuple[int, bool]], int]:
+    """(trainable, frozen outside the towers, per tower (parameters, frozen), trainable outside the towers).
+
+    Towers are what evaluation reads; in DINO or BYOL that is the EMA teacher, which is never trained directly,
+    so a tower's size counts all its parameters and says when none of them trains."""
+    unique = {id(p): p for p in objective.parameters()}
+    towers: dict[str, tuple[int, bool]] = {}
     in_towers: set[int] = set()
     for name, tower in getattr(objective, "towers", {}).items():
-        ids = {id(p) for p in tower.parameters() if p.requires_grad}
-        towers[name] = sum(trainable[i] for i in ids if i in trainable)
-        in_towers |= ids
-    heads = sum(count for i, count in trainable.items() if i not in in_towers)
-    return sum(trainable.values()), frozen, towers, heads
+        params = list(tower.parameters())
+        towers[name] = (sum(p.numel() for p in params), not any(p.requires_grad for p in params))
+        in_towers |= {id(p) for p in params}
+    trainable = sum(p.numel() for p in unique.values() if p.requires_grad)
+    rest = [p for i, p in unique.items() if i not in in_towers]
+    return (trainable, sum(p.numel() for p in rest if not p.requires_grad), towers,
+            sum(p.numel() for p in rest if p.requires_grad))
 
 
 def step_batch(bundle: DataBundle, *, batch_size: int) -> Any:
@@ -104,18 +108,23 @@ def _timed_step(objective: nn.Module, policies: dict[str, Any], batch: Any, *, p
 
 def _time(objective: nn.Module, policies: dict[str, Any], bundle: DataBundle, *, batch_size: int,
           paired: bool, device: torch.device, dtype: torch.dtype | None, max_seconds: float) -> tuple[float, int]:
-    """(seconds of one forward + backward, the batch size timed)."""
+    """(seconds of one forward + backward, the batch size timed). Batches grow ×4 from 8 while the next one
+    projects under ``max_seconds``; a batch too costly to run is extrapolated from the largest one timed, which
+    is large enough that a fixed per-step overhead (a whole graph per batch, say) does not dominate."""
     def step(size: int) -> float:
         return _timed_step(objective, policies, step_batch(bundle, batch_size=size), paired=paired, device=device,
                            dtype=dtype)
 
-    small = min(8, batch_size)
-    first = step(small)  # also the warm-up: lazy initialisation, allocator, kernel selection
-    projected = first * batch_size / small
-    if small < batch_size and projected > max_seconds:
-        return projected, small
-    seconds = step(batch_size) if small < batch_size else first
-    if seconds < WARM_IF_UNDER_S:
+    size = min(8, batch_size)
+    seconds = step(size)  # also the warm-up: lazy initialisation, allocator, kernel selection
+    if size == batch_size and seconds < WARM_IF_UNDER_S:
+        seconds = step(size)
+    while size < batch_size:
+        bigger = min(size * 4, batch_size)
+        if seconds * bigger / size > max_seconds:
+            return seconds * batch_size / size, size
+        size, seconds = bigger, step(bigger)
+    if seconds < WARM_IF_UNDER_S and batch_size > 8:  # the last size ran once, cold: time it warm when cheap
         seconds = step(batch_size)
     return seconds, batch_size
 
@@ -129,7 +138,7 @@ def estimate_cost(*, objective: nn.Module, policies: dict[str, Any], bundle: Dat
     ``work_on_copy``: time a deep copy under a forked RNG, so the model about to be trained (its weights, batch-norm
     statistics, queues) and the random stream of an exactly-resumable run are left exactly as they were.
     """
-    trainable, frozen, towers, heads = count_parameters(objective)
+    trainable, frozen, towers, outside = count_parameters(objective)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices) if work_on_copy else nullcontext():
         model = copy.deepcopy(objective) if work_on_copy else objective
@@ -139,6 +148,6 @@ def estimate_cost(*, objective: nn.Module, policies: dict[str, Any], bundle: Dat
         del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return CostEstimate(trainable=trainable, frozen=frozen, towers=towers, heads=heads, batch_size=batch_size,
+    return CostEstimate(trainable=trainable, frozen=frozen, towers=towers, outside=outside, batch_size=batch_size,
                         accumulate=accumulate, step_seconds=seconds * accumulate, timed_batch=timed,
                         device=str(device), steps_left=steps_left)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ DEMO = str(ROOT / "recipes" / "image" / "simclr_digits.yaml")
 CIFAR = str(ROOT / "recipes" / "image" / "simclr.yaml")
 TINY = ["encoder.width=4", "objective.hidden_dim=16", "objective.projection_dim=8", "train.batch_size=16",
         "train.log_every=1", "data.upscale=8"]
-COST = re.compile(r"cost: ([\d,]+) trainable parameters \(tower 'main' (\S+), heads (\S+)\); one step of batch 16 ≈ "
-                  r"(\d+) ms on cpu \((\d+) samples/s\), so (\d+) steps ≈ \d+:\d\d:\d\d")
+COST = re.compile(r"cost: ([\d,]+) trainable parameters \(tower 'main' (\S+), outside the towers (\S+)\); "
+                  r"one step of batch 16 ≈ (\d+) ms on cpu \((\d+) samples/s\), so (\d+) steps ≈ \d+:\d\d:\d\d")
 
 
 @pytest.fixture(autouse=True)
@@ -55,18 +56,18 @@ def test_ctrl_c_names_the_recipe_skips_the_evaluation_and_the_resume_counts_its_
 
     monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
     evaluated: list[object] = []
-    monkeypatch.setattr(session, "evaluate_assembled", lambda *a, **k: evaluated.append(a))
-    assert cli.main(["train", DEMO, "--run-dir", str(run), *TINY, "train.steps=5"]) == 0
+    monkeypatch.setattr(session, "evaluate_assembled", lambda *a, **k: evaluated.append(a) or {})
+    assert cli.main(["train", DEMO, *TINY, "train.steps=5", "--run-dir", str(run)]) == 0
     out, err = capsys.readouterr()
-    assert f"omnissl: stopped by SIGINT at step 2; resume with: omnissl train {DEMO} --run-dir {run} --resume" \
-        in err.splitlines()
+    hint = f"omnissl train {DEMO} {' '.join(TINY)} train.steps=5 --run-dir {run} --resume"
+    assert f"omnissl: stopped by SIGINT at step 2; resume with: {hint}" in err.splitlines()
     assert "trained 2 steps in" in out and "skipped the evaluation" in out and not evaluated
 
     monkeypatch.setattr(Trainer, "train_step", real_step)
-    assert _train(run, "train.steps=5", "--resume", "--no-estimate") == 0
+    assert cli.main(shlex.split(hint)[1:]) == 0  # the printed command, as a user would paste it
     out, err = capsys.readouterr()
     assert f"omnissl: resumed from step 2 (checkpoint {run / 'checkpoints' / 'step_00000002.pt'})" in err
-    assert "trained 3 steps (2 → 5) in" in out
+    assert "trained 3 steps (2 → 5) in" in out and len(evaluated) == 1
 
 
 def test_a_refused_resume_names_the_key_that_differs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,18 +100,20 @@ def test_train_prints_the_estimate_first_and_it_does_not_change_the_run(
     assert len(losses[0]) == 3 and losses[0] == losses[1]  # the timed step ran on a copy, under a forked RNG
 
 
-def test_parameters_are_counted_per_tower_and_head_and_frozen_apart() -> None:
-    class Fake(nn.Module):
+def test_parameters_are_counted_per_tower_outside_and_frozen_apart() -> None:
+    class Fake(nn.Module):  # a student/teacher pair where the tower evaluation reads is the frozen teacher
         def __init__(self) -> None:
             super().__init__()
-            self.backbone, self.head, self.teacher = nn.Linear(4, 3), nn.Linear(3, 2), nn.Linear(4, 3)
+            self.student, self.head = nn.Linear(4, 3), nn.Linear(3, 2)
+            self.teacher, self.teacher_head = nn.Linear(4, 3), nn.Linear(3, 2)
             self.teacher.requires_grad_(False)
+            self.teacher_head.requires_grad_(False)
 
         @property
         def towers(self) -> dict[str, nn.Module]:
-            return {"main": self.backbone}
+            return {"main": self.teacher, "online": self.student}
 
-    assert count_parameters(Fake()) == (15 + 8, 15, {"main": 15}, 8)
+    assert count_parameters(Fake()) == (15 + 8, 8, {"main": (15, True), "online": (15, False)}, 8)
 
 
 def test_list_params_shows_types_defaults_and_the_context(capsys: pytest.CaptureFixture[str]) -> None:
