@@ -145,6 +145,7 @@ def test_real_tu_counts_come_from_the_files(data_root: Path, name: str, features
     bundle = tu(dataset=name, data_root=data_root)
     assert bundle.input_spec["num_features"] == features and bundle.num_classes == 2
     assert bundle.input_spec["num_edge_features"] == (4 if name == "MUTAG" else 0)  # MUTAG's 4 bond types
+    assert bundle.input_spec["class_names"] == {"MUTAG": ["-1", "1"], "PROTEINS": ["1", "2"], "NCI1": ["0", "1"]}[name]
 
 
 def test_a_new_tu_name_trains_through_the_shipped_recipe(tmp_path: Path) -> None:
@@ -261,3 +262,23 @@ def test_graphs_without_edges_keep_their_nodes(tmp_path: Path) -> None:
     lone = [g for g in graphs if g.edge_index.shape[1] == 0]
     assert len(graphs) == 9 and len(lone) == 1 and lone[0].num_nodes == 2
     assert lone[0].x.tolist() == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]  # degree 0
+
+
+def test_trusted_raw_pickles_convert_once_to_the_pickle_free_npz(data_root: Path, tmp_path: Path) -> None:
+    from omnissl_graph.planetoid_files import read_planetoid_pickles, write_planetoid_npz
+
+    folder = tmp_path / "planetoid" / "Cora"
+    folder.mkdir(parents=True)
+    graph = read_planetoid_pickles(data_root / "planetoid" / "Cora" / "raw", name="Cora")
+    write_planetoid_npz(graph, folder / "cora_numpy.npz")
+    shipped = planetoid(dataset="Cora", data_root=data_root, normalize_features=False).train.graph
+    ours = planetoid(dataset="Cora", data_root=tmp_path, normalize_features=False).train.graph
+    for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(ours[key], shipped[key]), key
+    with pytest.raises(DataError, match="already exists"):
+        write_planetoid_npz(graph, folder / "cora_numpy.npz")
+    graph.x = graph.x * 0.25  # weighted features (PubMed's TF-IDF) keep their values
+    write_planetoid_npz(graph, tmp_path / "weighted.npz")
+    from omnissl_graph.planetoid_files import read_planetoid_npz
+
+    assert torch.equal(read_planetoid_npz(tmp_path / "weighted.npz").x, graph.x)

@@ -102,6 +102,22 @@ def read_planetoid_pickles(raw: Path, *, name: str) -> Data:
         raise DataError(f"{raw}: PyG could not read it ({type(error).__name__}: {error})") from error
 
 
+def write_planetoid_npz(graph: Data, path: Path) -> Path:
+    """Writes ``graph`` (e.g. from :func:`read_planetoid_pickles` on raw files you trust) as the pickle-free npz this
+    module reads, so later runs need no ``allow_pickle``. Refuses to replace an existing file."""
+    if path.exists():
+        raise DataError(f"{path}: already exists (remove it first to write a new copy)")
+    rows, cols = graph.x.nonzero(as_tuple=True)  # row-major order: a valid CSR layout
+    indptr = np.concatenate([[0], np.bincount(rows.numpy(), minlength=graph.num_nodes).cumsum()])
+    binary = bool(((graph.x == 0) | (graph.x == 1)).all())
+    values = {} if binary else {"x_data": graph.x[rows, cols].numpy()}
+    with path.open("xb") as file:
+        np.savez(file, x_indptr=indptr, x_indices=cols.numpy(), x_shape=np.array(graph.x.shape), y=graph.y.numpy(),
+                 edge_index=graph.edge_index.numpy(), train_mask=graph.train_mask.numpy(),
+                 val_mask=graph.val_mask.numpy(), test_mask=graph.test_mask.numpy(), **values)
+    return path
+
+
 def read_cora_npz(path: Path) -> Data:
     """Cora's ``cora_numpy.npz`` (kept for callers of the Cora-only reader)."""
     return read_planetoid_npz(path)
