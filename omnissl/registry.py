@@ -118,7 +118,6 @@ REGISTRIES: dict[str, Registry[Callable[..., Any]]] = {
 _loaded = False
 _lock = threading.RLock()
 _available: list[str] = []
-_unavailable: dict[str, "UnavailablePlugin"] = {}
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -133,6 +132,9 @@ class UnavailablePlugin:
 
     def __str__(self) -> str:
         return f"plugin '{self.name}' needs {self.module}: {self.install}"
+
+
+_unavailable: dict[str, UnavailablePlugin] = {}
 
 
 def load_plugins() -> list[str]:
