@@ -69,8 +69,11 @@ def draw(ax: Any, xs: list[int], ys: list[float], **style: Any) -> Any:
     return ax.plot(xs, ys, **style)[0]
 
 
-def step_axis(ax: Any) -> None:
-    """Whole steps only: a 2-step run otherwise gets ticks at 1.900 … 2.100."""
+def step_axis(ax: Any, steps: list[int]) -> None:
+    """Whole steps only, over at least a few steps: one logged step otherwise gets ticks at 1.900 … 2.100."""
+    if steps and max(steps) - min(steps) < 4:
+        middle = (max(steps) + min(steps)) / 2
+        ax.set_xlim(max(0.0, middle - 2.5), middle + 2.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step")
 
@@ -88,12 +91,14 @@ def plot_loss_lr(records: list[Record], path: Path) -> Path | None:
         s, v = series(records, term)
         if s and v != loss:
             handles.append(draw(ax, s, v, label=term, linewidth=1, alpha=0.7))
-    step_axis(ax)
+    step_axis(ax, steps)
     ax.set_ylabel("loss")
     lr_steps, lr = series(records, "lr")
     if lr_steps:
         twin = ax.twinx()
-        handles.append(draw(twin, lr_steps, lr, color="tab:orange", linestyle="--", label="learning rate (right)"))
+        # Crosses, so a single LR point does not hide the loss point drawn at the same place.
+        handles.append(draw(twin, lr_steps, lr, color="tab:orange", linestyle="--", marker="x",
+                            label="learning rate (right)"))
         twin.set_ylabel("learning rate", color="tab:orange")
     # One legend for both axes, above the plot: inside it covered the first loss points.
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=len(handles), fontsize=8,
@@ -113,16 +118,18 @@ def plot_knn(records: list[Record], path: Path, *, references: dict[str, dict[in
         return None
     fig, ax = plt.subplots(figsize=(7, 3.2))
     colours = iter(plt.get_cmap("tab10").colors)
+    shown: list[int] = []
     for key in keys:
         k = int(key.removeprefix("knn_top1_k")) if key.removeprefix("knn_top1_k").isdigit() else None
         s, v = series(records, key)
         colour = next(colours)
         draw(ax, s, [100 * x for x in v], color=colour, label=f"this run (monitor, k={k})" if k else key)
+        shown += s
         for (name, by_k), style in zip((references or {}).items(), (":", "--", "-.")):
             if k in by_k:
                 ax.axhline(100 * by_k[k], color=colour, linestyle=style, linewidth=1,
                            label=f"{name} (final eval, k={k})")
-    step_axis(ax)
+    step_axis(ax, shown)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("k-NN accuracy during training")
@@ -140,11 +147,11 @@ def plot_collapse(records: list[Record], path: Path) -> Path | None:
     _, ideal = series(records, "collapse/embedding_std_ideal")
     if ideal:  # 1/√D is one number per run: a horizontal line, visible even when the monitor logged once
         left.axhline(ideal[-1], linestyle=":", color="grey", label=f"ideal 1/√D = {ideal[-1]:.3f}")
-    step_axis(left)
+    step_axis(left, s_std)
     left.set_title("embedding std (0 = collapsed)")
     left.legend(fontsize=8)
     draw(right, s_rank, rank, color="tab:purple")
-    step_axis(right)
+    step_axis(right, s_rank)
     right.set_title("effective rank")
     return _save(fig, path)
 

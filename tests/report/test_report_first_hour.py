@@ -41,7 +41,9 @@ def _summary(fig: Any) -> list[dict[str, Any]]:
     axes = []
     for ax in fig.axes:
         legend = ax.get_legend()
-        axes.append({"title": ax.get_title(), "lines": [(line.get_label(), _drawn(line)) for line in ax.lines],
+        low, high = sorted(ax.get_xlim())
+        ticks = [float(t) for t in ax.get_xticks() if low <= t <= high]
+        axes.append({"title": ax.get_title(), "xticks": ticks, "lines": [(line.get_label(), _drawn(line)) for line in ax.lines],
                      "points": sum(len(c.get_offsets()) for c in ax.collections), "images": len(ax.images),
                      "legend": [t.get_text() for t in legend.get_texts()] if legend else []})
     return axes
@@ -82,6 +84,10 @@ def test_a_two_step_run_has_no_empty_plot_and_shows_finetune_and_references(
                 continue
             assert ax["lines"] or ax["points"], f"{name} '{ax['title']}': an axes with nothing drawn"
             assert all(drawn for _, drawn in ax["lines"]), f"{name} '{ax['title']}': invisible series {ax['lines']}"
+    for name in ("loss_lr.png", "knn_accuracy.png", "collapse_monitor.png"):
+        for ax in figures[name]:
+            if ax["lines"]:  # the step axis: whole steps, not 1.900 … 2.100
+                assert len(ax["xticks"]) >= 2 and all(t == int(t) for t in ax["xticks"]), (name, ax["xticks"])
     knn_legend = figures["knn_accuracy.png"][0]["legend"]
     assert any(t.startswith("random init") for t in knn_legend) and any(t.startswith("raw input") for t in knn_legend)
     assert not any("knn_top1" in t for t in knn_legend), "the legend names the raw metrics key"
