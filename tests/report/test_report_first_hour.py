@@ -95,6 +95,7 @@ def test_a_two_step_run_has_no_empty_plot_and_shows_finetune_and_references(
     page = (two_step_run / "report.html").read_text(encoding="utf-8")
     assert "fine-tuning (omnissl eval --finetune" in page and "last_blocks" in page
     assert "(1 seed)" in page and "± 0.00" not in page
+    assert "SimCLR on scikit-learn digits — no download" in page, "the recipe is shown with its characters"
     facts = browser_facts(two_step_run / "report.html")
     assert facts["loaded"] == facts["total"] == len(re.findall(r"<img ", page))
     assert min(facts["ink"]) > 50, f"an image with (almost) no coloured pixels: {facts['ink']}"
