@@ -18,7 +18,7 @@ from omnissl.config import Component, Recipe
 from omnissl.data_hints import DATA_ROOT_ENV, with_data_hint
 from omnissl.errors import ConfigError, DataError
 from omnissl.objectives.base import Objective
-from omnissl.registry import DATASETS, ENCODERS, OBJECTIVES, load_plugins
+from omnissl.registry import DATASETS, ENCODERS, OBJECTIVES, require_plugins
 from omnissl.types import DataBundle, Encoder
 
 
@@ -38,13 +38,7 @@ class Assembled:
 
 
 def check_plugins(recipe: Recipe) -> None:
-    installed = load_plugins()
-    missing = [name for name in recipe.plugins if name not in installed]
-    if missing:
-        raise ConfigError(
-            f"plugins: {', '.join(missing)} not installed (installed: {', '.join(installed) or 'none'}); "
-            f"install the plugin package so it registers under the 'omnissl.modalities' entry points"
-        )
+    require_plugins(names=recipe.plugins)
 
 
 def build_data(recipe: Recipe, *, root: str | Path | None = None, synthetic: int | None = None) -> DataBundle:

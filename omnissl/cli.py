@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omnissl.errors import OmnisslError
 from omnissl.paths import outside_paths
-from omnissl.registry import REGISTRIES, load_plugins
+from omnissl.registry import REGISTRIES, load_plugins, unavailable_plugins
 from omnissl.report.commands import add_data_root_options, add_eval_options, add_parsers
 
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
@@ -38,6 +38,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         _check_modality(args.modality)
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     print(f"plugins: {', '.join(load_plugins()) or 'none'}")
+    for reason in unavailable_plugins().values():  # installed but missing an extra: say what to pip install
+        print(f"unavailable: {reason}")
     for kind in kinds:
         entries = [e for e in REGISTRIES[kind].entries() if fnmatch.fnmatch(e.name, args.pattern)
                    and (not args.modality or e.modality in (args.modality, "any"))]

@@ -157,7 +157,7 @@ def load_exported(directory: str | Path, *, map_location: str = "cpu") -> Encode
 
     from omnissl.build import build_component
     from omnissl.config import Component
-    from omnissl.registry import ENCODERS, load_plugins
+    from omnissl.registry import ENCODERS, require_plugins
 
     directory = Path(directory)
     config = read_export_config(directory)
@@ -166,10 +166,7 @@ def load_exported(directory: str | Path, *, map_location: str = "cpu") -> Encode
     if not weights.is_file():
         raise ConfigError(f"{directory}: no {WEIGHTS_NAME} beside {CONFIG_NAME}; the export is incomplete "
                           f"(export the run again)")
-    installed = load_plugins()
-    missing = [p for p in config["plugins"] if p not in installed]
-    if missing:
-        raise ConfigError(f"{config_path}: needs plugin(s) {', '.join(missing)}, not installed")
+    require_plugins(names=config["plugins"], key=str(config_path))
     spec = Component(name=config["encoder"], **config["params"])
     encoder = build_component(ENCODERS, spec, f"{config_path}: encoder")
     try:
