@@ -140,7 +140,7 @@ def test_manifest_row_with_an_extra_or_missing_field_is_an_error(tmp_path: Path)
 def test_manifest_non_utf8_names_file_and_line(tmp_path: Path) -> None:
     _manifest_tree(tmp_path)
     (tmp_path / "latin.csv").write_bytes("path,label\na/0.wav,up\na/1.wav,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin\.csv, line 3: not UTF-8"):
+    with pytest.raises(DataError, match=r"latin\.csv: line 3: bytes are not valid UTF-8"):
         audio_manifest(train="latin.csv", sample_rate=8000, data_root=tmp_path)
 
 

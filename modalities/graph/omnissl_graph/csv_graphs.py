@@ -20,6 +20,7 @@ from torch_geometric.data import Data
 from omnissl.errors import DataError
 from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
+from omnissl.textfiles import read_utf8
 from omnissl.types import DataBundle
 from omnissl_graph.data import graph_bundle, synthetic_graphs
 
@@ -31,12 +32,7 @@ class Table:
         self.path = path
         if not path.is_file():
             raise DataError(f"graph CSV not found: {path}")
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            line = raw[: error.start].count(b"\n") + 1
-            raise DataError(f"{path}: line {line}: bytes are not valid UTF-8 ({error.reason})") from None
+        text = read_utf8(path)
         reader = csv.reader(io.StringIO(text, newline=""))
         try:
             rows = list(reader)

@@ -19,6 +19,7 @@ import torch
 from torch_geometric.data import Data
 
 from omnissl.errors import DataError
+from omnissl.textfiles import read_utf8
 from omnissl_graph.checks import check_graph, require_files
 from omnissl_graph.planetoid_files import read_cora_npz, read_cora_pickles  # noqa: F401  (older import path)
 
@@ -39,12 +40,7 @@ class TUGraphs:
 
 def _lines(path: Path) -> list[str]:
     """A TU text file's lines, split the way PyG's ``read_txt_array`` splits it (``\\n``, last piece dropped)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: bytes are not valid UTF-8 ({error.reason})") from None
+    text = read_utf8(path)
     lines = text.split("\n")
     if lines[-1].strip():  # PyG drops an unterminated last line without a word
         raise DataError(f"{path}: line {len(lines)} has no line end (a truncated file?)")

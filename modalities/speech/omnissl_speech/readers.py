@@ -15,6 +15,7 @@ import numpy as np
 
 from omnissl.errors import DataError
 from omnissl.paths import resolve_data_path
+from omnissl.textfiles import read_utf8
 
 FSDD_ARRAYS = ("audio", "offsets", "lengths", "digit", "speaker", "split", "filename", "sample_rate",
                "speaker_names")
@@ -82,13 +83,7 @@ def load_fsdd(*, path: Path, label: str) -> dict[str, np.ndarray]:
 
 
 def _decode(*, path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")  # a BOM (Excel's "CSV UTF-8") is not part of the first column's name
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save the manifest "
-                        f"as UTF-8") from error
+    return read_utf8(path, hint="save the manifest as UTF-8")
 
 
 def read_manifest(*, data_root: Path, value: str, key: str, column: str) -> tuple[list[Path], list[str]]:

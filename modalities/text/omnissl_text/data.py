@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -22,6 +23,7 @@ import torch
 from omnissl.errors import DataError
 from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
+from omnissl.textfiles import read_utf8
 from omnissl.types import DataBundle
 from omnissl_text.collate import HashedTfidf, PadCollate, TextDataset, synthetic_text
 from omnissl_text.tokenization import get_tokenizer
@@ -34,12 +36,7 @@ FileFormat = Literal["auto", "csv", "tsv", "jsonl", "txt"]
 def _decode(path: Path) -> str:
     if not path.is_file():
         raise DataError(f"text file not found: {path}")
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: bytes are not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    return read_utf8(path)
 
 
 def read_text_file(path: Path, *, text_column: str = "text", label_column: str | None = "label",
