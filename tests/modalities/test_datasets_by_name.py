@@ -282,3 +282,25 @@ def test_trusted_raw_pickles_convert_once_to_the_pickle_free_npz(data_root: Path
     from omnissl_graph.planetoid_files import read_planetoid_npz
 
     assert torch.equal(read_planetoid_npz(tmp_path / "weighted.npz").x, graph.x)
+
+
+# ----------------------------------------------------------------- the other builders that had a fixed list
+def test_any_bundled_sklearn_classification_table_loads_by_name() -> None:
+    from omnissl_tabular.datasets import sklearn_tabular
+
+    bundle = sklearn_tabular(dataset="digits")  # not in the old breast_cancer | wine | iris list
+    assert bundle.num_classes == 10 and len(bundle.train) + len(bundle.test) == 1797
+    with pytest.raises(DataError, match=r"data\.dataset: scikit-learn bundles no table 'wines' \(did you mean 'wine'"):
+        sklearn_tabular(dataset="wines")
+    with pytest.raises(DataError, match="regression table"):
+        sklearn_tabular(dataset="diabetes")
+
+
+def test_an_unknown_ucr_uea_name_lists_what_the_folder_has(tmp_path: Path) -> None:
+    from omnissl_timeseries.data import ucr_uea
+
+    for name in ("GunPoint", "MySeries"):
+        (tmp_path / "timeseries" / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"did you mean 'MySeries'.*has: GunPoint, MySeries") as caught:
+        ucr_uea(dataset="MySeriez", data_root=tmp_path)
+    assert caught.value.missing_path == tmp_path / "timeseries" / "MySeriez"

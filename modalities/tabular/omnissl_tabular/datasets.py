@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import zlib
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,15 @@ from omnissl.errors import DataError
 from omnissl.paths import resolve_data_path
 from omnissl.registry import DATASETS
 from omnissl.types import DataBundle
-from omnissl_tabular.data import (FileFormat, bundle_from_frames, identity_of, read_table, seeded_split, subsample,
-                                  synthetic_bundle)
+from omnissl_tabular.data import (
+    FileFormat,
+    bundle_from_frames,
+    identity_of,
+    read_table,
+    seeded_split,
+    subsample,
+    synthetic_bundle,
+)
 from omnissl_tabular.schema import TabularSchema
 
 ADULT_COLUMNS = ("age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -118,19 +126,17 @@ def adult(*, data_root: Path = Path("."), max_train: int | None = None, max_test
                               train_source=str(paths[0]), test_source=str(paths[1]))
 
 
-SklearnName = Literal["breast_cancer", "wine", "iris"]
-
-
 @DATASETS.register("sklearn_tabular", modality="tabular", description="scikit-learn bundled tables (offline demo)")
-def sklearn_tabular(*, dataset: SklearnName = "breast_cancer", test_fraction: float = 0.25,
+def sklearn_tabular(*, dataset: str = "breast_cancer", test_fraction: float = 0.25,
                     data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """scikit-learn's bundled ``load_breast_cancer`` / ``load_wine`` / ``load_iris`` (all numeric), a seeded
-    stratified split. ``data_root`` is unused: the tables ship inside scikit-learn."""
+    """Any classification table that scikit-learn bundles, by the name of its ``load_<name>`` function
+    (``breast_cancer``, ``wine``, ``iris``, ``digits``, …), with a seeded stratified split. ``data_root`` is unused:
+    the tables ship inside scikit-learn (the ``fetch_*`` ones download, so they are not offered)."""
     if synthetic is not None:
         return synthetic_bundle(synthetic, seed=seed, num_numeric=8, cardinalities=())
     from sklearn import datasets as skd
 
-    loaded = getattr(skd, f"load_{dataset}")(as_frame=True)
+    loaded = _load_sklearn_table(skd, dataset)
     train, test = seeded_split(loaded.frame, test_fraction=test_fraction, seed=seed, target="target")
     bundle = bundle_from_frames(train, test, target="target", description=f"scikit-learn {dataset}",
                                 cache_key=f"sklearn-{dataset}-{test_fraction}-{seed}")
@@ -138,3 +144,24 @@ def sklearn_tabular(*, dataset: SklearnName = "breast_cancer", test_fraction: fl
     if bundle.class_names is not None:
         bundle.class_names = [str(loaded.target_names[int(c)]) for c in bundle.class_names]
     return bundle
+
+
+def _load_sklearn_table(skd: Any, dataset: str) -> Any:
+    """``sklearn.datasets.load_<dataset>(as_frame=True)`` for a bundled classification table, else a DataError
+    listing the ones that exist."""
+    bundled = sorted(n[len("load_"):] for n in dir(skd) if n.startswith("load_") and n not in _NOT_TABLES)
+    if dataset not in bundled:
+        close = difflib.get_close_matches(dataset, bundled, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise DataError(f"data.dataset: scikit-learn bundles no table '{dataset}'{hint}; bundled: {', '.join(bundled)}")
+    loaded = getattr(skd, f"load_{dataset}")(as_frame=True)
+    if getattr(loaded, "target_names", None) is None:
+        raise DataError(f"data.dataset: scikit-learn's '{dataset}' is a regression table (no classes); "
+                        f"use a classification one")
+    return loaded
+
+
+# Loaders in sklearn.datasets that are not bundled tables (files, images, SVMlight readers, regression targets
+# with several columns).
+_NOT_TABLES = {"load_files", "load_sample_image", "load_sample_images", "load_svmlight_file", "load_svmlight_files",
+               "load_linnerud"}

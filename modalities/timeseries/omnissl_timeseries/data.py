@@ -9,6 +9,7 @@ instead stretches each series linearly to that length (no NaN). Missing values (
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,7 +153,11 @@ def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
     resolve_data_path(data_root, folder, key="data.folder")  # checked on its own so the error names the right key
     base = resolve_data_path(data_root, Path(folder) / dataset, key="data.dataset")
     if not base.is_dir():
-        raise DataError(f"data.dataset: no folder {base} (known: {', '.join(KNOWN)}; set $OMNISSL_DATA_DIR)")
+        parent = base.parent
+        have = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+        close = difflib.get_close_matches(dataset, have, n=1)
+        raise DataError(f"data.dataset: no folder {base}" + (f" (did you mean '{close[0]}'?)" if close else "")
+                        + f"; {parent} has: {', '.join(have) or 'nothing'}", missing_path=base)
     if source == "npz":
         path = base / f"{dataset}.npz"
         arrays = read_npz(path, keys=("X_train", "y_train", "X_test", "y_test", "class_labels"))
