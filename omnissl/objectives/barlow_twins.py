@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from omnissl.objectives._global_stats import batch_count, batch_matmul_sum, batch_mean, batch_var, distributed, \
+    global_log
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
@@ -18,14 +20,18 @@ from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
-    """Per-dimension ``(z − mean) / sqrt(var + eps)`` over the batch (biased variance, like BatchNorm)."""
+    """Per-dimension ``(z − mean) / sqrt(var + eps)`` over the batch (biased variance, like BatchNorm); under DDP
+    the moments are the global batch's, as the official code's all-reduced BatchNorm gives them."""
     z = z.float()
-    return (z - z.mean(dim=0)) / torch.sqrt(z.var(dim=0, unbiased=False) + eps)
+    return (z - batch_mean(z)) / torch.sqrt(batch_var(z, unbiased=False) + eps)
 
 
 def cross_correlation(z1: Tensor, z2: Tensor) -> Tensor:
-    """``C (D, D)`` between batch-standardised ``z1, z2 (B, D)``; ``C_ij ∈ [−1, 1]``."""
-    return standardize(z1).T @ standardize(z2) / z1.shape[0]
+    """``C (D, D)`` between batch-standardised ``z1, z2 (B, D)``; ``C_ij ∈ [−1, 1]``. Under DDP ``C`` is the global
+    batch's (all-reduced sum of per-row products), identical on every rank, and so is the loss built from it."""
+    if not distributed():
+        return standardize(z1).T @ standardize(z2) / z1.shape[0]
+    return batch_matmul_sum(standardize(z1), standardize(z2)) / batch_count(z1)
 
 
 def barlow_twins_loss(z1: Tensor, z2: Tensor, *, lambda_offdiag: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -50,7 +56,7 @@ class BarlowTwins(Objective):
         # Separate projector calls: each view's BN statistics are its own, as in the paper.
         loss, on, off = barlow_twins_loss(self.projector(h1), self.projector(h2), lambda_offdiag=self.lambda_offdiag)
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"on_diagonal": on.detach(), "off_diagonal": off.detach()})
+                               logs={"on_diagonal": global_log(on), "off_diagonal": global_log(off)})
 
 
 @OBJECTIVES.register("barlow_twins", description="Barlow Twins: cross-correlation of two views → identity (Zbontar et al., 2021)")

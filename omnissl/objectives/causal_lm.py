@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
+from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.mlm import IGNORE, require_token_outputs, token_inputs
 from omnissl.registry import OBJECTIVES
@@ -54,10 +55,12 @@ class CausalLM(Objective):
         targets = shift_targets(ids, attention)
         chosen = targets != IGNORE
         logits = self.head(self.norm(output.tokens[:, :-1][chosen])).float()  # (M, V), predicted positions only
-        loss = F.cross_entropy(logits, targets[chosen])
-        accuracy = (logits.argmax(dim=1) == targets[chosen]).float().mean()
-        return ObjectiveOutput(loss=loss, logs={"lm_loss": loss.detach(), "perplexity": loss.detach().exp(),
-                                                "next_token_accuracy": accuracy.detach()},
+        # ranks hold different numbers of non-pad targets: each rank's share of the global token mean
+        loss = token_cross_entropy(logits, targets[chosen])
+        accuracy = token_mean((logits.argmax(dim=1) == targets[chosen]).float())
+        logged = global_log(loss)
+        return ObjectiveOutput(loss=loss, logs={"lm_loss": logged, "perplexity": logged.exp(),
+                                                "next_token_accuracy": global_log(accuracy)},
                                embeddings=output.pooled.detach())
 
 

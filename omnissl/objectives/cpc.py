@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
+from omnissl.collectives import gather_cat
+from omnissl.objectives._global_stats import gather_rows, global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
@@ -35,6 +37,11 @@ def cpc_loss(z: Tensor, predictions: list[Tensor], padding: Tensor | None = None
     """
     b, n, _ = z.shape
     valid = torch.ones(b, n, dtype=torch.bool, device=z.device) if padding is None else ~padding
+    # Negatives are every rank's sequences (differentiable gather): the global batch's B·W − 1, not the local
+    # B − 1. Gathering needs the same N on every rank (fixed-length crops); this rank's anchors sit at ``own``.
+    keys, key_mask = gather_cat(z), gather_rows(valid)[0]
+    own = gather_rows(valid)[1]
+    positive = torch.arange(own.start, own.stop, device=z.device)
     total = z.new_zeros((), dtype=torch.float32)
     count = z.new_zeros((), dtype=torch.float32)
     accuracy = []
@@ -42,22 +49,24 @@ def cpc_loss(z: Tensor, predictions: list[Tensor], padding: Tensor | None = None
         if k >= n:
             break
         pred = prediction[:, : n - k].float().transpose(0, 1)  # (N-k, B, D): anchors at t
-        target = z[:, k:].float().transpose(0, 1)  # (N-k, B, D): frames at t+k
+        target = keys[:, k:].float().transpose(0, 1)  # (N-k, B_key, D): frames at t+k
         logits = pred @ target.transpose(1, 2)  # (N-k, B_anchor, B_key)
-        key_valid = valid[:, k:].transpose(0, 1)  # (N-k, B)
+        key_valid = key_mask[:, k:].transpose(0, 1)  # (N-k, B_key)
         logits = logits.masked_fill(~key_valid.unsqueeze(1), float("-inf"))
         # steps where every sequence is padding have no key at all: finite dummy logits (never anchors) keep NaN
         # out of even the intermediate values
         logits = logits.masked_fill(~key_valid.any(dim=1).view(-1, 1, 1), 0.0)
-        anchors = valid[:, : n - k].transpose(0, 1) & key_valid  # t and t+k both real
-        log_prob = F.log_softmax(logits, dim=-1).diagonal(dim1=1, dim2=2)  # (N-k, B): the positive's log-prob
+        anchors = valid[:, : n - k].transpose(0, 1) & valid[:, k:].transpose(0, 1)  # t and t+k both real
+        index = positive.view(1, b, 1).expand(logits.shape[0], b, 1)
+        log_prob = F.log_softmax(logits, dim=-1).gather(2, index).squeeze(2)  # (N-k, B): the positive's log-prob
         total = total - log_prob.masked_fill(~anchors, 0.0).sum()
         count = count + anchors.sum()
-        hits = (logits.argmax(dim=-1) == torch.arange(b, device=z.device)) & anchors
+        hits = (logits.argmax(dim=-1) == positive) & anchors
         accuracy.append(hits.sum() / anchors.sum().clamp_min(1))
     if not bool(count > 0):
         raise ValueError(f"CPC: no anchor has a real frame k steps ahead (N={n}); use longer sequences or fewer steps")
-    return total / count, torch.stack(accuracy).detach()
+    # ranks hold different numbers of anchors (padding): each rank's share of the global anchor mean
+    return masked_share(total, count), torch.stack(accuracy).detach()
 
 
 class CPC(Objective):
@@ -81,7 +90,7 @@ class CPC(Objective):
         context, _ = self.context(z.float())  # causal: c_t depends on z_{≤t}; trailing padding cannot leak back
         predictions = [predict(context) for predict in self.predictors]
         loss, accuracy = cpc_loss(z, predictions, out.padding_mask)
-        logs = {"cpc_acc_k1": accuracy[0], f"cpc_acc_k{len(accuracy)}": accuracy[-1]}
+        logs = {"cpc_acc_k1": global_log(accuracy[0]), f"cpc_acc_k{len(accuracy)}": global_log(accuracy[-1])}
         return ObjectiveOutput(loss=loss, logs=logs, embeddings=out.pooled.detach())
 
 

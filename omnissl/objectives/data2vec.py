@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from omnissl.errors import ConfigError
+from omnissl.objectives._global_stats import global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import ema_update, make_teacher
 from omnissl.objectives.mae import encode_visible
@@ -40,7 +41,8 @@ def masked_regression(prediction: Tensor, target: Tensor, masked: Tensor, *, bet
     else:
         per_token = (prediction.float() - target).pow(2).mean(dim=-1)
     weight = masked.float()
-    return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
+    # ranks mask different numbers of tokens (padding): each rank's share of the global masked-token mean
+    return masked_share((per_token * weight).sum(), weight.sum())
 
 
 class Data2Vec(Objective):
@@ -77,7 +79,7 @@ class Data2Vec(Objective):
                                   padding_mask=sequence.padding_mask)
         loss = masked_regression(prediction, target, plan.masked, beta=self.loss_beta)
         return ObjectiveOutput(loss=loss, embeddings=out.pooled.detach(),
-                               logs={"regression": loss.detach(), "momentum": self.current_momentum})
+                               logs={"regression": global_log(loss), "momentum": self.current_momentum})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
         progress = min(1.0, (step + 1) / max(1, total_steps))

@@ -4,7 +4,8 @@ Student = encoder → :class:`DINOHead` (K outputs); teacher = EMA copy of both,
 the 2 global views only, the student all views (2 global + K local crops). For teacher output ``t (B, K)`` of
 global view i and student output ``s (B, K)`` of view v ≠ i:
 ``H(t, s) = −Σ_k softmax((t − c)/τ_t)[k] · log softmax(s/τ_s)[k]``, averaged over the batch and all (i, v) pairs
-(Algorithm 1). Centering ``c (1, K)``: ``c ← m·c + (1 − m)·mean_batch(t)`` with m = 0.9 (after each loss).
+(Algorithm 1). Under DDP the loss is each rank's share of the global-batch mean and the centre is the global
+batch mean (all-reduced), so the method does not change with the number of ranks. Centering ``c (1, K)``: ``c ← m·c + (1 − m)·mean_batch(t)`` with m = 0.9 (after each loss).
 Sharpening: τ_t warms up linearly from ``warmup_teacher_temp`` to ``teacher_temp`` over ``warmup_teacher_steps``;
 τ_s = 0.1. Teacher momentum cosine 0.996 → 1. Paper: K = 65536, head 2048 hidden, 256 bottleneck.
 """
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from omnissl.objectives._global_stats import batch_mean_nograd, global_log, sample_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import DINOHead
@@ -39,7 +41,7 @@ def dino_cross_entropy(teacher: list[Tensor], student: list[Tensor], center: Ten
         for v, logp in enumerate(log_probs):
             if v == i:
                 continue
-            total = total - (q * logp).sum(dim=-1).mean()
+            total = total - sample_mean((q * logp).sum(dim=-1))
             terms += 1
     return total / terms
 
@@ -76,8 +78,9 @@ class DINO(Objective):
 
     @torch.no_grad()
     def update_center(self, teacher_outputs: Tensor) -> None:
-        """``c ← m·c + (1 − m)·mean(teacher_outputs)`` over all global-view rows ``(N, K)``."""
-        batch_center = teacher_outputs.float().mean(dim=0, keepdim=True)
+        """``c ← m·c + (1 − m)·mean(teacher_outputs)`` over all global-view rows ``(N, K)`` of **every rank**
+        (DINO's all-reduced centre), so every rank keeps the same centre, the single-process one of the global batch."""
+        batch_center = batch_mean_nograd(teacher_outputs.float())
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 
     def forward(self, views: ViewSet) -> ObjectiveOutput:
@@ -94,7 +97,7 @@ class DINO(Objective):
         if self.training:
             self.update_center(torch.cat(teacher))
         return ObjectiveOutput(loss=loss, embeddings=h[0].detach(),
-                               logs={"dino_ce": loss.detach(), "teacher_temp": temp,
+                               logs={"dino_ce": global_log(loss), "teacher_temp": temp,
                                      "momentum": self.current_momentum})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from omnissl.errors import ConfigError, DataError
+from omnissl.objectives._global_stats import global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.objectives.masking import MaskPlan, TokenDecoder, gather_tokens, random_masking
 from omnissl.objectives.multiview import need_views
@@ -42,7 +43,8 @@ def masked_mse(prediction: Tensor, target: Tensor, masked: Tensor, *, norm_targe
         target = (target - mean) / (var + 1e-6).sqrt()
     per_token = (prediction.float() - target).pow(2).mean(dim=-1)
     weight = masked.float()
-    return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
+    # ranks mask different numbers of tokens (padding): each rank's share of the global masked-token mean
+    return masked_share((per_token * weight).sum(), weight.sum())
 
 
 def encode_visible(encoder: TokenEncoder, sequence: TokenSequence, *, ratio: float) -> tuple[EncoderOutput, MaskPlan]:
@@ -85,7 +87,7 @@ class MAE(Objective):
                               f"the target has {target.shape[-1]}")
         loss = masked_mse(prediction, target, plan.masked, norm_target=self.norm_target)
         return ObjectiveOutput(loss=loss, embeddings=out.pooled.detach(),
-                               logs={"masked_mse": loss.detach(), "visible_tokens": float(out.tokens.shape[1])})
+                               logs={"masked_mse": global_log(loss), "visible_tokens": float(out.tokens.shape[1])})
 
 
 @OBJECTIVES.register("mae", description="MAE: encode visible tokens only, reconstruct masked ones (He et al., 2022)")

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
+from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
@@ -144,9 +145,10 @@ class MaskedLM(Objective):
             raise IncompatibleError("mlm: the encoder returned no token outputs")
         chosen = labels != IGNORE
         logits = self.head(output.tokens[chosen]).float()  # only the predicted positions: (M, V)
-        loss = F.cross_entropy(logits, labels[chosen])
-        accuracy = (logits.argmax(dim=1) == labels[chosen]).float().mean()
-        return ObjectiveOutput(loss=loss, logs={"mlm_loss": loss.detach(), "mlm_accuracy": accuracy.detach(),
+        # ranks hold different numbers of masked tokens: each rank's share of the global token mean
+        loss = token_cross_entropy(logits, labels[chosen])
+        accuracy = token_mean((logits.argmax(dim=1) == labels[chosen]).float())
+        return ObjectiveOutput(loss=loss, logs={"mlm_loss": global_log(loss), "mlm_accuracy": global_log(accuracy),
                                                 "masked_tokens": float(chosen.sum())},
                                embeddings=output.pooled.detach())
 

@@ -4,7 +4,8 @@ Every view (2 global + K local crops) → encoder → projector → ℓ2-normali
 ``P`` unit prototypes ``(B, P)``. Codes ``q`` for the global views come from Sinkhorn-Knopp (3 iterations,
 ε = 0.05) on the scores, optionally together with a queue of earlier batches' features. Swapped prediction:
 ``L = mean over global i, views v≠i of −Σ_k q_i[k] · log softmax(scores_v / τ)[k]`` with τ = 0.1.
-Prototypes are renormalised after every step and frozen for the first ``freeze_prototypes_steps`` steps.
+Under DDP the Sinkhorn problem is the global batch's (gathered scores; the queue holds gathered features) and the
+loss is each rank's share of the global mean. Prototypes are renormalised after every step and frozen for the first ``freeze_prototypes_steps`` steps.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from omnissl.errors import ConfigError
+from omnissl.objectives._global_stats import gather_rows, global_log, sample_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead, Prototypes
 from omnissl.objectives.multiview import need_views, run_views
@@ -48,7 +50,7 @@ def swapped_prediction(codes: list[Tensor], scores: list[Tensor], *, temperature
         for v, s in enumerate(scores):
             if v == i:
                 continue
-            total = total - (q * F.log_softmax(s.float() / temperature, dim=1)).sum(dim=1).mean()
+            total = total - sample_mean((q * F.log_softmax(s.float() / temperature, dim=1)).sum(dim=1))
             terms += 1
     return total / terms
 
@@ -88,18 +90,22 @@ class SwAV(Objective):
             weight = weight.detach()  # the paper freezes the prototypes during the first epoch
         scores = [F.linear(zi, weight.float()) for zi in z]
         queued = int(self.queue_filled) if int(self.steps_done) >= self.queue_start_step else 0
-        codes = []
+        codes, pushed = [], []
         for i in range(2):
-            s = scores[i].detach()
+            # Sinkhorn's row and column sums run over the global batch: every rank solves the whole gathered
+            # problem (identical on every rank) and keeps its own rows — exact, and cheap at (B·W + queue) × P.
+            s, own = gather_rows(scores[i])
             if queued:
                 s = torch.cat([s, F.linear(self.queue[i, :queued], weight.detach().float())])
-            codes.append(sinkhorn_knopp(s, epsilon=self.epsilon, iterations=self.iterations)[: z[i].shape[0]])
+            codes.append(sinkhorn_knopp(s, epsilon=self.epsilon, iterations=self.iterations)[own])
+            pushed.append(gather_rows(z[i])[0])
         if self.training and self.queue.shape[1] > 0:
+            # The queue holds the global batch in rank order on every rank, as one process with B·W would.
             for i in range(2):
-                self._push(i, z[i])
-            self.queue_filled.fill_(min(self.queue.shape[1], int(self.queue_filled) + z[0].shape[0]))
+                self._push(i, pushed[i])
+            self.queue_filled.fill_(min(self.queue.shape[1], int(self.queue_filled) + pushed[0].shape[0]))
         loss = swapped_prediction(codes, scores, temperature=self.temperature)
-        return ObjectiveOutput(loss=loss, embeddings=h[0].detach(), logs={"swapped_ce": loss.detach()})
+        return ObjectiveOutput(loss=loss, embeddings=h[0].detach(), logs={"swapped_ce": global_log(loss)})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
         self.steps_done.fill_(step + 1)

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from omnissl.objectives._global_stats import batch_count, batch_matmul_sum, batch_mean, batch_var, distributed, \
+    global_log, sample_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
@@ -23,19 +25,27 @@ from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def invariance_term(z1: Tensor, z2: Tensor) -> Tensor:
-    return F.mse_loss(z1.float(), z2.float())
+    """Per-sample: under DDP each rank's share of the global mean (no collective on the features)."""
+    if not distributed():
+        return F.mse_loss(z1.float(), z2.float())
+    return sample_mean((z1.float() - z2.float()).pow(2).mean(dim=1))
 
 
 def variance_term(z: Tensor, *, gamma: float = 1.0, eps: float = 1e-4) -> Tensor:
-    std = torch.sqrt(z.float().var(dim=0) + eps)
+    """Uses the global batch's (unbiased) variance under DDP; the same value on every rank."""
+    std = torch.sqrt(batch_var(z.float(), unbiased=True) + eps)
     return F.relu(gamma - std).mean()
 
 
 def covariance_term(z: Tensor) -> Tensor:
+    """Uses the global batch's covariance under DDP (all-reduced sum of centred outer products)."""
     z = z.float()
     n, d = z.shape
-    centred = z - z.mean(dim=0)
-    cov = centred.T @ centred / (n - 1)
+    centred = z - batch_mean(z)
+    if distributed():
+        cov = batch_matmul_sum(centred, centred) / (batch_count(z) - 1)
+    else:
+        cov = centred.T @ centred / (n - 1)
     return (cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()) / d
 
 
@@ -61,7 +71,7 @@ class VICReg(Objective):
         need_views(len(views.global_views), 2, "VICReg")
         h1, h2 = run_views(lambda x: self.encoder(x).pooled, views.global_views[:2])
         loss, terms = vicreg_loss(self.expander(h1), self.expander(h2), **self.coeffs)
-        return ObjectiveOutput(loss=loss, embeddings=h1.detach(), logs={k: v.detach() for k, v in terms.items()})
+        return ObjectiveOutput(loss=loss, embeddings=h1.detach(), logs={k: global_log(v) for k, v in terms.items()})
 
 
 @OBJECTIVES.register("vicreg", description="VICReg: variance, invariance and covariance terms (Bardes et al., 2022)")
