@@ -10,6 +10,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from omnissl.types import EncoderOutput, TokenSequence
 
@@ -28,7 +29,11 @@ class TransformerTrunk(nn.Module):
     ``pool="cls"`` prepends a learned CLS token (Devlin et al., 2019; Dosovitskiy et al., 2021) and pools it;
     ``pool="mean"`` averages the non-padded tokens. A sample whose tokens are all padding attends to itself rather
     than producing NaN attention. ``hidden_states`` (one ``(B, N, D)`` per block, CLS dropped) feed data2vec.
+    ``checkpoint_blocks`` (set by ``train.activation_checkpointing``) recomputes each block in the backward pass
+    instead of keeping its activations; dropout masks are replayed (saved RNG state), so gradients are unchanged.
     """
+
+    checkpoint_blocks: bool = False
 
     def __init__(self, *, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0,
                  pool: Literal["cls", "mean"] = "cls") -> None:
@@ -55,7 +60,10 @@ class TransformerTrunk(nn.Module):
                 attend = torch.cat([attend.new_zeros(attend.shape[0], 1), attend], dim=1)
         hidden = []
         for block in self.blocks:
-            x = block(x, src_key_padding_mask=attend)
+            if self.checkpoint_blocks and torch.is_grad_enabled():
+                x = checkpoint(block, x, src_key_padding_mask=attend, use_reentrant=False)
+            else:
+                x = block(x, src_key_padding_mask=attend)
             if return_hidden_states:
                 hidden.append(x[:, prefix:])
         x = self.norm(x)

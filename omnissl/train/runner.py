@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from omnissl.train.optim import apply_schedules, build_optimizer
 from omnissl.train.progress import Progress
 from omnissl.train.result import TrainResult
 from omnissl.train.rundir import RunLock, prepare_run_dir
+from omnissl.train.strategy import gradient_sync, load_model_state, local_tensors, model_state, prepare_model, uses_fsdp
 from omnissl.types import batch_size_of, to_device
 
 __all__ = [
@@ -68,12 +68,11 @@ class Trainer:
         if self.dist.is_main:  # held until fit() ends: no second process may train into this directory
             self._lock = prepare_run_dir(self.run_dir, resume=resume or checkpoint is not None)
         try:
-            self.objective = place_for_training(assembled.objective, self.config, self.device)
-            self.model: nn.Module = self.objective
-            if self.dist.enabled:
-                device_ids = [self.device.index] if self.device.type == "cuda" else None
-                self.model = nn.parallel.DistributedDataParallel(self.objective, device_ids=device_ids,
-                                                                 find_unused_parameters=True)
+            placed = place_for_training(assembled.objective, self.config, self.device)
+            self.objective, self.model, notes = prepare_model(placed, config=self.config, dist=self.dist,
+                                                              device=self.device)
+            for note in notes if self.dist.is_main else []:
+                write_note(self.run_dir, note)
             self.optimizer = build_optimizer(self.objective, self.config)
             self.amp_dtype = autocast_dtype(self.config.precision, self.device)
             self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -114,13 +113,13 @@ class Trainer:
         rng = {"torch": torch.random.get_rng_state()}
         if self.device.type == "cuda":  # a CPU run must not start CUDA (nor need it in a forked child)
             rng["cuda"] = torch.stack([s for s in torch.cuda.get_rng_state_all()])  # type: ignore[assignment]
-        return {"step": self.step, "model": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
+        model, optimizer = model_state(self.objective, self.optimizer, config=self.config, dist=self.dist)
+        return {"step": self.step, "model": model, "optimizer": optimizer,
                 "scaler": self.scaler.state_dict(), "rng": rng, "nonfinite_skips": self.nonfinite_skips,
                 "recipe": dump_recipe(self.recipe)}
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        self.objective.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        load_model_state(self.objective, self.optimizer, payload, config=self.config, dist=self.dist)
         self.scaler.load_state_dict(payload["scaler"])
         torch.random.set_rng_state(payload["rng"]["torch"].cpu())
         if "cuda" in payload["rng"] and self.device.type == "cuda":
@@ -132,14 +131,16 @@ class Trainer:
         return str(ckpt.latest_checkpoint(self.run_dir / "checkpoints") or "none yet")
 
     def save_checkpoint(self) -> Path | None:
-        """Save the step checkpoint; weights holding NaN/Inf are never saved (a "last good" file must be good)."""
-        if not self.dist.is_main:
+        """Save the step checkpoint; weights holding NaN/Inf are never saved (a "last good" file must be good).
+        Every rank calls it: under FSDP gathering the full state is a collective; only rank 0 writes."""
+        payload = self._payload() if self.dist.is_main or uses_fsdp(self.config, self.dist) else None
+        if payload is None or not self.dist.is_main:
             return None
-        bad = nonfinite_entries(self.objective.state_dict())
+        bad = nonfinite_entries(payload["model"])
         if bad:
             raise NonFiniteLossError(f"refusing to save the step {self.step} checkpoint: {describe(bad)}; "
                                      f"last good checkpoint: {self._last_good()}")
-        return ckpt.save_step_checkpoint(self._payload(), self.run_dir / "checkpoints", step=self.step,
+        return ckpt.save_step_checkpoint(payload, self.run_dir / "checkpoints", step=self.step,
                                          keep_last=self.config.keep_last, resume_command=self.resume_command)
 
     # ----------------------------------------------------------------- signals
@@ -175,10 +176,8 @@ class Trainer:
         for micro in range(self.config.accumulate):
             batch = next(batches)
             samples += batch_size_of(batch["x"] if not self.recipe.is_paired else next(iter(batch["x"].values())))
-            sync = nullcontext()
-            if self.dist.enabled and micro < self.config.accumulate - 1:
-                sync = self.model.no_sync()  # type: ignore[operator]
-            with sync:
+            with gradient_sync(self.model, config=self.config, dist=self.dist,
+                               last_micro=micro == self.config.accumulate - 1):
                 output = self._forward(batch)
                 loss = output.loss / self.config.accumulate
                 self.scaler.scale(loss).backward()
@@ -186,7 +185,8 @@ class Trainer:
         output.loss = loss_sum
         # The loss is checked with the fp16 GradScaler on too: the scaler skips steps whose gradients overflow, as
         # it should, but a NaN loss makes it skip every step, quietly, for the rest of the run.
-        grads = [p.grad for p in self.objective.parameters() if p.grad is not None]
+        grads = local_tensors([p.grad for p in self.objective.parameters() if p.grad is not None],
+                              config=self.config, dist=self.dist)
         bad = not bool(torch.isfinite(loss_sum)) or (not self.scaler.is_enabled() and not all_finite(grads))
         if all_agree(bad, self.dist, self.device):
             return output, samples, "nonfinite"
@@ -195,7 +195,9 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return output, samples, "ok" if all_finite(self.objective.parameters()) else "weights"
+        # Under FSDP each rank sees only its shards: the ranks agree, so all of them stop together.
+        weights_bad = not all_finite(local_tensors(self.objective.parameters(), config=self.config, dist=self.dist))
+        return output, samples, "weights" if all_agree(weights_bad, self.dist, self.device) else "ok"
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> TrainResult:
@@ -265,7 +267,7 @@ class Trainer:
                 if all_agree(out_of_time or self._stop_signal is not None, self.dist, self.device):
                     stopped_because = self._stop_signal or "time budget"
                     break
-            if self.dist.is_main and saved_step != self.step:
+            if saved_step != self.step:
                 self.save_checkpoint()
             bar.close()  # first, so the note below starts its own line instead of landing inside the bar
             if self._stop_signal is not None:
