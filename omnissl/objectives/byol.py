@@ -5,6 +5,10 @@ gradient. With ``p = normalize(q(z_online))`` and ``t = normalize(z_target)`` of
 ``‖p − t‖² = 2 − 2·⟨p, t⟩`` (Eq. 2); the loss is symmetric over the two views and averaged over the batch.
 Target momentum: ``τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2`` with τ_base = 0.996 (§3.2).
 Paper defaults: projector/predictor 2-layer MLP 4096 → 256 with BN.
+
+Global batch under DDP: the loss is per sample (no sample sees another), so each rank's share of the global mean
+is already exact; only the projector/predictor BatchNorm couples samples, which ``train.sync_batchnorm`` handles.
+Logs are the global values.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from omnissl.objectives._global import log_mean, share_of_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
@@ -22,10 +27,11 @@ from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def byol_loss(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of ``2 − 2·cos(prediction, target)``; ``target`` is detached. Inputs ``(B, D)``."""
+    """Mean over the batch of ``2 − 2·cos(prediction, target)``; ``target`` is detached. Inputs ``(B, D)``; under
+    DDP the rank's share of the mean over every rank's rows (exact for a short last batch too)."""
     p = F.normalize(prediction.float(), dim=1)
     t = F.normalize(target.detach().float(), dim=1)
-    return (2 - 2 * (p * t).sum(dim=1)).mean()
+    return share_of_mean(2 - 2 * (p * t).sum(dim=1))
 
 
 class BYOL(Objective):
@@ -51,7 +57,7 @@ class BYOL(Objective):
         t1, t2 = run_views(self._target, pair)
         loss = byol_loss(p1, t2) + byol_loss(p2, t1)
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"regression": loss.detach(), "momentum": self.current_momentum})
+                               logs={"regression": log_mean(loss), "momentum": self.current_momentum})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
         self.current_momentum = cosine_momentum(step, total_steps, base=self.momentum, final=self.momentum_end)

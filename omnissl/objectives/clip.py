@@ -2,8 +2,13 @@
 
 Any two towers: each backbone's pooled output ``(B, D_t)`` → its own linear projection → ``(B, E)``, L2-normalised.
 Loss: symmetric cross-entropy over the ``B × B`` cosine-similarity matrix scaled by ``exp(s)``, where the learnable
-log-scale ``s`` starts at ``log(1/0.07)`` and is clamped to ``[0, log 100]`` (the paper's clip). With DDP the
-embeddings of every rank are gathered (gradients flow to the local ones), so negatives span the global batch.
+log-scale ``s`` starts at ``log(1/0.07)`` and is clamped to ``[0, log 100]`` (the paper's clip).
+
+Global batch under DDP: both towers' projections are gathered from every rank with the differentiable
+``gather_cat`` and the ``N × N`` loss is computed in full on each rank (open_clip with ``gather_with_grad=True``).
+Each rank's loss is then the single-process loss, and the gradient of a rank's rows sums every rank's loss, which
+DDP's averaging turns into exactly the single-process gradient. (Gathering constants with only the local slice
+differentiable, as before, made every gradient ``1/W`` too small.)
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from omnissl.collectives import gather_cat
 from omnissl.errors import ConfigError
 from omnissl.objectives.base import PairedObjective
 from omnissl.registry import OBJECTIVES
-from omnissl.train.distributed import gather_with_grad
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 MAX_LOG_SCALE = math.log(100.0)
@@ -53,7 +58,8 @@ class PairedProjector(PairedObjective):
         return self
 
     def embed(self, views: dict[str, ViewSet]) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns the two normalised projections ``(B, E)`` and the first tower's pooled features."""
+        """The two normalised projections gathered over ranks ``(N, E)`` and this rank's first-tower pooled
+        features ``(B, D)``."""
         missing = [n for n in self.names if n not in views]
         if missing:
             raise ConfigError(f"towers: the batch has no input for tower(s) {missing}")
@@ -64,7 +70,7 @@ class PairedProjector(PairedObjective):
             pooled_first = pooled if pooled_first is None else pooled_first
             outs[name] = F.normalize(self.projections[name](pooled).float(), dim=-1)
         assert pooled_first is not None
-        return gather_with_grad(outs[self.names[0]]), gather_with_grad(outs[self.names[1]]), pooled_first
+        return gather_cat(outs[self.names[0]]), gather_cat(outs[self.names[1]]), pooled_first
 
 
 class CLIP(PairedProjector):

@@ -10,6 +10,11 @@ After the loss the batch's keys are enqueued (oldest out). Momentum ``m`` follow
 
 Single-device note: MoCo's "shuffling BN" needs several devices; here BN statistics are per batch on the key
 encoder too (as in common single-GPU reimplementations).
+
+Global batch under DDP: the loss is per query against a queue that is the same on every rank, so each rank takes
+its share of the global mean (``share_of_mean``) and the logs are the global values. Every rank enqueues the keys
+of **all** ranks (``gather_cat_nograd``, rank order, per view), so the queue holds exactly what one process
+enqueuing the global batch would hold and stays identical across ranks.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from omnissl.collectives import gather_cat_nograd, world_size
 from omnissl.errors import ConfigError
+from omnissl.objectives._global import log_mean, share_of_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
@@ -34,6 +41,13 @@ def moco_logits(q: Tensor, k: Tensor, queue: Tensor, *, temperature: float) -> T
     positive = (q * k).sum(dim=1, keepdim=True)
     negative = q @ F.normalize(queue.float(), dim=1).T
     return torch.cat([positive, negative], dim=1) / temperature
+
+
+def _query_mean(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy averaged over the queries; under DDP this rank's share of the mean over every rank's queries."""
+    if world_size() == 1:
+        return F.cross_entropy(logits, targets)  # verbatim: the single-process loss stays bit-for-bit
+    return share_of_mean(F.cross_entropy(logits, targets, reduction="none"))
 
 
 class MoCoV2(Objective):
@@ -80,17 +94,18 @@ class MoCoV2(Objective):
         queue = self.queue.clone().detach()
         logits = moco_logits(self.projector(h1), k2, queue, temperature=self.temperature)
         targets = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-        loss = F.cross_entropy(logits, targets)
-        keys = k2
+        loss = _query_mean(logits, targets)
+        # One process with the global batch enqueues [all keys of view 1, all keys of view 2]: gather per view.
+        keys = gather_cat_nograd(k2)
         if self.symmetric:
             logits2 = moco_logits(self.projector(h2), k1, queue, temperature=self.temperature)
-            loss = (loss + F.cross_entropy(logits2, targets)) / 2
-            keys = torch.cat([k1, k2])
+            loss = (loss + _query_mean(logits2, targets)) / 2
+            keys = torch.cat([gather_cat_nograd(k1), keys])
         if self.training:
             self.enqueue(keys)
-        accuracy = (logits.argmax(dim=1) == 0).float().mean()
+        accuracy = share_of_mean((logits.argmax(dim=1) == 0).float())
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"info_nce": loss.detach(), "positive_top1": accuracy,
+                               logs={"info_nce": log_mean(loss), "positive_top1": log_mean(accuracy),
                                      "momentum": self.current_momentum})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:

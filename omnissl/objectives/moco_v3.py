@@ -5,6 +5,10 @@ No queue: keys come from the other view of the same batch. Query path = encoder 
 keys ``k (B, D)`` (ℓ2-normalised): ``ctr(q, k) = 2τ · CE(q·kᵀ/τ, labels=arange(B))`` (the paper's Algorithm 1
 scales by 2τ), and the symmetric loss is ``ctr(q1, k2) + ctr(q2, k1)``.
 Paper defaults: τ=0.2 (ViT) / 1.0 (ResNet), m=0.99 (ViT) cosine-increased to 1, projector 4096 hidden → 256.
+
+Global batch under DDP: queries are gathered differentiably and keys without gradient from every rank (the
+paper's ``concat_all_gather`` of keys), and the ``N × N`` loss is computed in full on each rank, so B is the global
+batch and the loss (and its log) equals the single-process one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from omnissl.collectives import gather_cat, gather_cat_nograd
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
@@ -22,9 +27,10 @@ from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def moco_v3_contrastive(q: Tensor, k: Tensor, *, temperature: float) -> Tensor:
-    """``2τ · CE(normalize(q)·normalize(k)ᵀ / τ, arange(B))`` in float32 (MoCo v3, Algorithm 1)."""
-    q = F.normalize(q.float(), dim=1)
-    k = F.normalize(k.float(), dim=1)
+    """``2τ · CE(normalize(q)·normalize(k)ᵀ / τ, arange(N))`` in float32 (MoCo v3, Algorithm 1), over the
+    ``N`` rows of every rank; ``k`` is a target (no gradient), as the momentum branch always is."""
+    q = F.normalize(gather_cat(q).float(), dim=1)
+    k = F.normalize(gather_cat_nograd(k).float(), dim=1)
     logits = q @ k.T / temperature
     targets = torch.arange(q.shape[0], device=q.device)
     return F.cross_entropy(logits, targets) * (2 * temperature)

@@ -3,6 +3,10 @@
 Every pair ``(i, j)`` of the ``B × B`` similarity matrix is a binary problem: label ``z_ij = 1`` if ``i = j``
 else ``−1``; loss ``−(1/B) Σ_ij log σ(z_ij (t·a_i·b_j + b))`` with learnable ``t = exp(t')`` (init ``t' = log 10``)
 and bias ``b`` (init −10), as in the paper. Inputs are L2-normalised ``(B, E)`` projections of the two towers.
+
+Global batch under DDP: as CLIP (``PairedProjector.embed`` gathers both towers with ``gather_cat``), the full
+``N × N`` pairwise loss normalised by the global ``N`` on every rank — the paper's "chunked" form computes the same
+sum with less memory; this one is simpler and exact.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ One encoder ``f`` (backbone + 3-layer projector with BN, last BN) and a bottlene
 With ``z = f(x)`` and ``p = h(z)`` per view, ``D(p, z) = −cos(p, stopgrad(z))`` and
 ``L = D(p1, z2)/2 + D(p2, z1)/2`` (Eq. 1–2); the stop-gradient is what prevents collapse (§4.1).
 Paper defaults: projector 2048-d, predictor 2048 → 512 → 2048.
+
+Global batch under DDP: ``D`` is per sample, so each rank's share of the global mean is exact; the projector's
+BatchNorm couples samples and is synchronised by ``train.sync_batchnorm``. Logs are the global values.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from omnissl.objectives._global import log_mean, share_of_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
@@ -20,8 +24,9 @@ from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
-    """``D(p, z) = −mean_b cos(p_b, stopgrad(z_b))`` for ``(B, D)`` inputs, in float32."""
-    return -F.cosine_similarity(p.float(), z.detach().float(), dim=1).mean()
+    """``D(p, z) = −mean_b cos(p_b, stopgrad(z_b))`` for ``(B, D)`` inputs, in float32 (under DDP the rank's
+    share of the mean over every rank's rows)."""
+    return -share_of_mean(F.cosine_similarity(p.float(), z.detach().float(), dim=1))
 
 
 class SimSiam(Objective):
@@ -37,7 +42,7 @@ class SimSiam(Objective):
         z1, z2 = self.projector(torch.cat([h1, h2])).chunk(2)
         p1, p2 = self.predictor(torch.cat([z1, z2])).chunk(2)
         loss = negative_cosine(p1, z2) / 2 + negative_cosine(p2, z1) / 2
-        return ObjectiveOutput(loss=loss, embeddings=h1.detach(), logs={"neg_cosine": loss.detach()})
+        return ObjectiveOutput(loss=loss, embeddings=h1.detach(), logs={"neg_cosine": log_mean(loss)})
 
 
 @OBJECTIVES.register("simsiam", description="SimSiam: predictor + stop-gradient, no negatives, no EMA (Chen & He, 2021)")

@@ -2,6 +2,9 @@
 
 Each view drops edges and masks feature columns (``graph_edge_drop``, ``graph_feature_mask``); the same node in
 the two views is the positive pair; every other node of *both* views is a negative.
+Global batch under DDP: the projected nodes of every rank are gathered (``gather_cat``) and the loss is computed in
+full on each rank, so the negatives are every node of the global batch. ``nodes.unique()`` is per rank: a node two
+ranks both hold (only the distributed sampler's padding of the last batch does that) counts as its own negative.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from omnissl.collectives import gather_cat
 from omnissl.errors import IncompatibleError
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
@@ -22,11 +26,12 @@ def grace_loss(u: Tensor, v: Tensor, *, temperature: float) -> Tensor:
     """GRACE's eq. (1)–(2): ``ℓ(u_i, v_i) = -log e^{θ(u_i,v_i)/τ} / (e^{θ(u_i,v_i)/τ} + Σ_{k≠i} e^{θ(u_i,v_k)/τ}
     + Σ_{k≠i} e^{θ(u_i,u_k)/τ})`` with θ = cosine similarity; ``J = mean_i ½(ℓ(u_i,v_i) + ℓ(v_i,u_i))``.
 
-    u, v: ``(N, D)`` projected embeddings of the same N nodes in the two views. Computed in log space (float32).
+    u, v: ``(N, D)`` projected embeddings of the same N nodes in the two views (this rank's; gathered over ranks
+    first). Computed in log space (float32).
     """
     if u.shape != v.shape or u.ndim != 2:
         raise ValueError(f"grace_loss needs two (N, D) tensors of one shape, got {tuple(u.shape)}, {tuple(v.shape)}")
-    u, v = F.normalize(u.float(), dim=1), F.normalize(v.float(), dim=1)
+    u, v = F.normalize(gather_cat(u).float(), dim=1), F.normalize(gather_cat(v).float(), dim=1)
     eye = torch.eye(u.shape[0], dtype=torch.bool, device=u.device)
 
     def one_side(a: Tensor, b: Tensor) -> Tensor:

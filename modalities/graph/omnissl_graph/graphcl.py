@@ -1,6 +1,8 @@
 """GraphCL (You et al., NeurIPS 2020, "Graph Contrastive Learning with Augmentations").
 
 Two augmented views of each graph → GIN → graph readout → projection head → contrastive loss between the views.
+Global batch under DDP: both losses gather every rank's graphs (``gather_cat``) and are computed in full on each
+rank, so the negatives of a graph are all other graphs of the global batch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from omnissl.collectives import gather_cat
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import nt_xent
 from omnissl.registry import OBJECTIVES
@@ -21,9 +24,13 @@ def graphcl_loss(z1: Tensor, z2: Tensor, *, temperature: float) -> Tensor:
     """GraphCL's eq. (3): for graph n, ``-log exp(s(z1_n, z2_n)/τ) / Σ_{n'≠n} exp(s(z1_n, z2_n')/τ)``, mean over n.
 
     z1, z2: ``(B, D)``; s = cosine similarity. Unlike NT-Xent the positive is *not* in the denominator and only
-    cross-view pairs are negatives, anchored on view 1 (as in the paper and its reference code).
+    cross-view pairs are negatives, anchored on view 1 (as in the paper and its reference code). Under DDP the
+    rows of every rank are gathered first, so n runs over the global batch.
     """
-    if z1.shape != z2.shape or z1.ndim != 2 or z1.shape[0] < 2:
+    if z1.shape != z2.shape or z1.ndim != 2:
+        raise ValueError(f"graphcl_loss needs two (B≥2, D) tensors of one shape, got {tuple(z1.shape)}, {tuple(z2.shape)}")
+    z1, z2 = gather_cat(z1), gather_cat(z2)
+    if z1.shape[0] < 2:  # the global batch: one graph per rank is enough under DDP
         raise ValueError(f"graphcl_loss needs two (B≥2, D) tensors of one shape, got {tuple(z1.shape)}, {tuple(z2.shape)}")
     logits = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T / temperature
     positive = logits.diagonal()

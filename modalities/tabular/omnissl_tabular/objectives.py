@@ -1,6 +1,9 @@
 """Tabular SSL objectives: SCARF (contrastive, corrupted vs clean row) and VIME (mask + value reconstruction).
 
 Both read ``{"numeric": (B, F_num), "categorical": (B, F_cat)}`` batches and the encoder's pooled ``(B, D)``.
+
+Global batch under DDP: SCARF's InfoNCE gathers every rank's rows (negatives span the global batch, see
+``omnissl.objectives.contrastive``); VIME's terms are per row, so each rank takes its share of the global means.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from omnissl.collectives import local_share, world_size
+from omnissl.objectives._global import log_mean, share_of_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import info_nce
 from omnissl.objectives.heads import MLPHead
@@ -56,6 +61,13 @@ def build_scarf(*, encoder: Encoder, temperature: float = 1.0, projection_dim: i
     return Scarf(encoder, temperature=temperature, projection_dim=projection_dim, hidden_dim=hidden_dim)
 
 
+def _row_mean(values: Tensor) -> Tensor:
+    """``values.mean(0)`` over the rows ``(B, ...)``; under DDP the rank's share of the mean over every rank's rows."""
+    if world_size() == 1:
+        return values.mean(0)
+    return local_share(values.sum(0), values.shape[0])
+
+
 class Vime(Objective):
     """VIME self-supervised (Yoon et al., 2020): mask ``m ~ Bern(p_m)`` per cell, corrupt with train-marginal draws
     ``x̃ = m·x̄ + (1−m)·x``, encode ``h = f(x̃)`` ``(B, D)``, then predict the mask ``m̂ = σ(s_m(h))`` ``(B, F)`` and the
@@ -80,12 +92,21 @@ class Vime(Objective):
         """Mask BCE, reconstruction loss and the pooled features for a given clean / corrupted pair."""
         changed = torch.cat([corrupted["numeric"] != x["numeric"], corrupted["categorical"] != x["categorical"]], 1)
         h = self.encoder(corrupted).pooled
-        mask_loss = F.binary_cross_entropy_with_logits(self.mask_head(h).float(), changed.float())
+        if world_size() == 1:  # verbatim single-process form (bit-for-bit)
+            mask_loss = F.binary_cross_entropy_with_logits(self.mask_head(h).float(), changed.float())
+        else:
+            mask_loss = share_of_mean(F.binary_cross_entropy_with_logits(self.mask_head(h).float(), changed.float(),
+                                                                         reduction="none"))
         per_feature = []
         if self.num_numeric:
-            per_feature.append(F.mse_loss(self.numeric_head(h).float(), x["numeric"].float(), reduction="none").mean(0))
+            per_feature.append(_row_mean(F.mse_loss(self.numeric_head(h).float(), x["numeric"].float(),
+                                                    reduction="none")))
         for j, head in enumerate(self.categorical_heads):
-            per_feature.append(F.cross_entropy(head(h).float(), x["categorical"][:, j]).reshape(1))
+            if world_size() == 1:
+                per_feature.append(F.cross_entropy(head(h).float(), x["categorical"][:, j]).reshape(1))
+            else:
+                per_feature.append(_row_mean(F.cross_entropy(head(h).float(), x["categorical"][:, j],
+                                                             reduction="none")).reshape(1))
         reconstruction = torch.cat(per_feature).mean()
         return mask_loss, reconstruction, h
 
@@ -96,7 +117,8 @@ class Vime(Objective):
         corrupted = corrupt(x, mask, self.marginals.sample(batch, device))
         mask_loss, reconstruction, h = self.losses(x, corrupted)
         loss = mask_loss + self.alpha * reconstruction
-        return ObjectiveOutput(loss=loss, logs={"mask_bce": mask_loss.detach(), "reconstruction": reconstruction.detach()},
+        return ObjectiveOutput(loss=loss, logs={"mask_bce": log_mean(mask_loss),
+                                                   "reconstruction": log_mean(reconstruction)},
                                embeddings=h.detach())
 
 

@@ -11,6 +11,10 @@ other sequences of the batch (temporal contrasting, paper eq. 2, both directions
 sample are then a positive pair under NT-Xent (contextual contrasting, τ = 0.2). Loss = λ1·(L_TC^s + L_TC^w) +
 λ2·L_CC with λ1 = 1, λ2 = 0.7. Views: ``augment.global`` (count 1) gives the weak view, ``augment.local``
 (count 1) the strong one; with two global views and no local view, the second global view is the strong one.
+
+Global batch under DDP: contexts and future frames of every rank are gathered (``gather_cat``) so both contrasts
+score against the global batch and are computed in full on each rank; the step ``t`` is rank 0's draw and the
+usable length the shortest over ranks, so every rank's rows describe the same step, as in one process.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from omnissl.collectives import gather_cat
 from omnissl.errors import IncompatibleError
+from omnissl.objectives._global import same_int
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import nt_xent
 from omnissl.registry import OBJECTIVES
@@ -45,7 +51,9 @@ class ContextTransformer(nn.Module):
 
 
 def temporal_contrast(context: Tensor, future: Tensor, predictors: nn.ModuleList) -> Tensor:
-    """context ``(B, H)`` of one view; future ``(B, K, D)``: the other view's ``z_{t+1..t+K}``."""
+    """context ``(B, H)`` of one view; future ``(B, K, D)``: the other view's ``z_{t+1..t+K}`` (this rank's rows;
+    under DDP every rank's are gathered, so the softmax runs over the global batch)."""
+    context, future = gather_cat(context), gather_cat(future)
     b, steps, _ = future.shape
     loss = context.new_zeros((), dtype=torch.float32)
     for k in range(steps):
@@ -89,10 +97,12 @@ class TSTCC(Objective):
         else:
             pads = [p for p in (padding, out_s.padding_mask) if p is not None]
             usable = int(min((~p).sum(dim=1).min() for p in pads))
+        usable = same_int(usable, device=z_w.device, reduce="min")
         steps = min(self.timesteps, usable - 1)
         if steps < 1:
             raise ValueError(f"ts_tcc: sequences of {usable} real steps leave no future step to predict")
         t = int(torch.randint(0, usable - steps, (1,), device=z_w.device))
+        t = same_int(t, device=z_w.device, reduce="first")
         c_w, c_s = self.context(z_w[:, : t + 1]), self.context(z_s[:, : t + 1])
         tc_strong = temporal_contrast(c_s, z_w[:, t + 1 : t + 1 + steps], self.predictors)  # strong → weak
         tc_weak = temporal_contrast(c_w, z_s[:, t + 1 : t + 1 + steps], self.predictors)  # weak → strong
