@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
 from omnissl.collectives import gather_cat
-from omnissl.objectives._global_stats import gather_rows, global_log, masked_share
+from omnissl.objectives._global_stats import distributed, gather_rows, global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
@@ -62,7 +62,10 @@ def cpc_loss(z: Tensor, predictions: list[Tensor], padding: Tensor | None = None
         total = total - log_prob.masked_fill(~anchors, 0.0).sum()
         count = count + anchors.sum()
         hits = (logits.argmax(dim=-1) == positive) & anchors
-        accuracy.append(hits.sum() / anchors.sum().clamp_min(1))
+        if distributed():  # a share, so that the logged mean over ranks is the global accuracy
+            accuracy.append(masked_share(hits.sum().float(), anchors.sum().float()))
+        else:
+            accuracy.append(hits.sum() / anchors.sum().clamp_min(1))
     if not bool(count > 0):
         raise ValueError(f"CPC: no anchor has a real frame k steps ahead (N={n}); use longer sequences or fewer steps")
     # ranks hold different numbers of anchors (padding): each rank's share of the global anchor mean
