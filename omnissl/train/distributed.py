@@ -72,17 +72,3 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
 
-
-def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor (B, D)`` from every rank along dim 0; gradients flow to the local slice only.
-
-    Other ranks' embeddings arrive as constants (negatives); the local slice is the input itself, so its autograd
-    path is intact — OpenCLIP's default (``local_loss=False, gather_with_grad=False``). DDP's gradient averaging then
-    combines the ranks. Outside DDP it returns ``tensor`` unchanged.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, tensor.detach().contiguous())
-    gathered[dist.get_rank()] = tensor
-    return torch.cat(gathered, dim=0)

@@ -105,18 +105,22 @@ def test_recall_and_zero_shot_on_known_cases() -> None:
 
 
 def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
+    torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    from omnissl.train.distributed import gather_with_grad
+    from omnissl.collectives import gather_cat
 
     local = torch.full((2, 3), float(rank + 1), requires_grad=True)
-    gathered = gather_with_grad(local)
+    gathered = gather_cat(local)
     (gathered * torch.arange(gathered.numel()).view_as(gathered).float()).sum().backward()
-    torch.save({"shape": tuple(gathered.shape), "grad": local.grad}, f"{out}/rank{rank}.pt")
+    torch.save({"shape": tuple(gathered.shape), "values": gathered.detach(), "grad": local.grad}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
-def test_ddp_gather_keeps_gradients_for_the_local_slice(tmp_path: Path) -> None:
+def test_ddp_gather_sums_every_ranks_gradient_into_the_local_slice(tmp_path: Path) -> None:
+    """CLIP/SigLIP gather with ``gather_cat``: each of the W ranks computes the full loss, so a rank's rows must get
+    the gradient of all W losses (DDP's 1/W averaging then gives the single-process gradient). The former
+    constant-gather kept only the local loss's gradient, 1/W too small."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -124,5 +128,6 @@ def test_ddp_gather_keeps_gradients_for_the_local_slice(tmp_path: Path) -> None:
     for rank in range(2):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert result["shape"] == (4, 3)
+        assert torch.equal(result["values"], torch.tensor([1.0, 1.0, 2.0, 2.0]).repeat_interleave(3).view(4, 3))
         expected = torch.arange(12).view(4, 3).float()[2 * rank: 2 * rank + 2]
-        assert torch.equal(result["grad"], expected)
+        assert torch.equal(result["grad"], 2 * expected)
