@@ -249,8 +249,11 @@ def test_two_ranks_give_the_single_process_loss_and_gradients(name: str, runs: d
         assert abs(loss - reference) <= RTOL * max(abs(reference), 1e-8), f"loss {loss} vs single {reference}"
         assert set(result["grads"]) == set(single["grads"]), "different parameters received gradients"
         bad = []
+        # A gradient that is float noise around an exact zero (a bias right before BatchNorm) has no relative
+        # precision: it is held to the largest parameter gradient's scale instead.
+        floor = 1e-4 * max(grad.norm().item() for grad in single["grads"].values())
         for key, grad in single["grads"].items():
             error, norm = (result["grads"][key] - grad).norm().item(), grad.norm().item()
-            if error > RTOL * norm and error > 1e-12:
+            if error > RTOL * max(norm, floor):
                 bad.append(f"{key}: |Δ|={error:.3g} |g|={norm:.3g}")
         assert not bad, f"rank {rank} gradients differ: " + "; ".join(bad[:6])
