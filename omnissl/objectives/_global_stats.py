@@ -91,6 +91,27 @@ def gather_rows(z: Tensor) -> tuple[Tensor, slice]:
 
 
 @torch.no_grad()
+def shared_ints(values: list[int], *, device: torch.device) -> list[int]:
+    """Rank 0's ``values`` on every rank: batch-level random choices (a crop length) that the global batch shares,
+    as it does in one process; every rank still draws its own first, so RNG streams advance alike."""
+    if not distributed():
+        return values
+    tensor = torch.tensor(values, dtype=torch.long, device=device)
+    torch.distributed.broadcast(tensor, src=0)
+    return [int(v) for v in tensor]
+
+
+@torch.no_grad()
+def shared_tensor(tensor: Tensor) -> Tensor:
+    """Rank 0's ``tensor`` on every rank (same shape everywhere): a random draw over the global batch."""
+    if not distributed():
+        return tensor
+    tensor = tensor.contiguous().clone()
+    torch.distributed.broadcast(tensor, src=0)
+    return tensor
+
+
+@torch.no_grad()
 def global_log(value: Tensor) -> Tensor:
     """A logged per-rank value averaged over ranks, so the logs show the global value (equal-weight ranks)."""
     if not distributed():

@@ -26,9 +26,16 @@ from omnissl.objectives import mae as mae_module
 from omnissl.objectives import mlm as mlm_module
 from omnissl.sync_batchnorm import convert_sync_batchnorm
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
+from omnissl_graph.dgi import DGI
+from omnissl_graph.graphmae import GraphMAE
+from omnissl_timeseries.ts2vec import TS2Vec
+from torch_geometric.data import Batch, Data
 
 B, WORLD = 4, 2
-_MASKING, _CORRUPT = mae_module.random_masking, mlm_module.mask_tokens  # the real samplers, never a patch
+# the real samplers, never a patch
+_MASKING, _CORRUPT, _CROPS, _CORRUPT_NODES = mae_module.random_masking, mlm_module.mask_tokens, TS2Vec.crops, \
+    GraphMAE.corrupt
+_PERMUTATION = DGI.corrupt_permutation
 
 
 class _Pooled(Encoder):
@@ -89,9 +96,15 @@ def _batch() -> dict[str, Any]:
     lengths = torch.tensor([6, 6, 5, 6, 3, 4, 6, 2])  # rank 1 holds fewer real tokens than rank 0
     pad = torch.arange(6).unsqueeze(0) >= lengths.unsqueeze(1)
     ids = torch.randint(2, 12, (2 * B, 6), generator=g).masked_fill(pad, 0)
+    series = torch.randn(2 * B, 2, 16, generator=g)
+    series[5, :, 12:] = float("nan")  # a shorter series on rank 1: fewer temporal anchors there
+    graphs = []
+    for n in (5, 4, 6, 5, 3, 6, 4, 5):
+        edges = torch.randint(0, n, (2, 2 * n), generator=g)
+        graphs.append(Data(x=torch.randn(n, 4, generator=g), edge_index=torch.cat([edges, edges.flip(0)], 1)))
     return {"views": [torch.randn(2 * B, 6, generator=g) for _ in range(4)],
             "tokens": {"values": torch.randn(2 * B, 6, 5, generator=g), "padding_mask": pad},
-            "text": {"input_ids": ids, "attention_mask": (~pad).long()}}
+            "text": {"input_ids": ids, "attention_mask": (~pad).long()}, "series": series, "graphs": tuple(graphs)}
 
 
 def _rows(value: Any, rows: slice) -> Any:
@@ -103,14 +116,18 @@ def _rows(value: Any, rows: slice) -> Any:
 
 
 def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
-    from omnissl.registry import OBJECTIVES
+    from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
 
     import omnissl.components  # noqa: F401 - registers the core objectives
+    load_plugins()
 
     build = OBJECTIVES.get(name).builder
     pooled = lambda d: ViewSet(global_views=d["views"][:2], local_views=d["views"][2:])  # noqa: E731
     tokens = lambda d: ViewSet(global_views=[d["tokens"]])  # noqa: E731
     text = lambda d: ViewSet(global_views=[d["text"]], original=d["text"])  # noqa: E731
+    series = lambda d: ViewSet(global_views=[d["series"]])  # noqa: E731
+    graph = lambda d: ViewSet(global_views=[Batch.from_data_list(list(d["graphs"]))])  # noqa: E731
+    encoder = lambda name, **kw: ENCODERS.get(name).builder(**kw)  # noqa: E731
     cases: dict[str, tuple[Callable[[], nn.Module], Callable[[dict[str, Any]], ViewSet]]] = {
         "dino": (lambda: build(encoder=_Pooled(), out_dim=16, hidden_dim=12, bottleneck_dim=6), pooled),
         "swav": (lambda: build(encoder=_Pooled(), projection_dim=6, hidden_dim=12, num_prototypes=5,
@@ -125,6 +142,11 @@ def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
         "mlm": (lambda: build(encoder=_Text(), vocab_size=12, mask_token_id=1, special_token_ids=(0, 1),
                               mask_prob=0.3), text),
         "causal_lm": (lambda: build(encoder=_Text(), vocab_size=12), text),
+        "ts2vec": (lambda: build(encoder=encoder("ts2vec_cnn", in_channels=2, hidden_dim=6, output_dim=6, depth=2,
+                                                 dropout=0.0)), series),
+        "dgi": (lambda: build(encoder=encoder("gcn", num_features=4, dims=(6, 6))), graph),
+        "graphmae": (lambda: build(encoder=encoder("gcn", num_features=4, dims=(6, 6)), num_features=4,
+                                   decoder="gcn"), graph),
     }
     make, views = cases[name]
     torch.manual_seed(0)
@@ -146,7 +168,27 @@ def _patch_samplers(full: dict[str, Any], rows: slice) -> None:
         corrupted, labels = corrupt(full["text"]["input_ids"], full["text"]["attention_mask"], **kw)
         return corrupted[rows], labels[rows]
 
+    def crops(self: TS2Vec, x: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+        torch.manual_seed(11)
+        first, second, valid, crop_l = _CROPS(self, full["series"])
+        return first[rows], second[rows], valid[rows], crop_l
+
+    def corrupt_permutation(n: int, *, device: torch.device) -> Tensor:
+        torch.manual_seed(11)
+        return torch.randperm(n, device=device)  # n is the global node count in both set-ups
+
+    def corrupt_nodes(self: GraphMAE, x: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
+        torch.manual_seed(11)
+        graphs = full["graphs"]
+        start = sum(g.num_nodes for g in graphs[: rows.start])
+        out, masked = _CORRUPT_NODES(self, Batch.from_data_list(list(graphs)).x.float(),
+                                     torch.arange(sum(g.num_nodes for g in graphs)))
+        mine = (masked >= start) & (masked < start + x.shape[0])
+        return out[start: start + x.shape[0]], masked[mine] - start
+
     mae_module.random_masking, mlm_module.mask_tokens = random_masking, mask_tokens
+    TS2Vec.crops, GraphMAE.corrupt = crops, corrupt_nodes  # type: ignore[method-assign]
+    DGI.corrupt_permutation = staticmethod(corrupt_permutation)  # type: ignore[method-assign]
 
 
 def _run(name: str, rows: slice) -> dict[str, Any]:
@@ -182,7 +224,8 @@ def _worker(rank: int, port: int, names: list[str], out: str) -> None:
     dist.destroy_process_group()
 
 
-NAMES = ["dino", "swav", "barlow_twins", "vicreg", "mae", "data2vec", "cpc", "mlm", "causal_lm"]
+NAMES = ["dino", "swav", "barlow_twins", "vicreg", "mae", "data2vec", "cpc", "mlm", "causal_lm", "ts2vec", "dgi",
+         "graphmae"]
 
 
 def _close(got: Tensor, want: Tensor, scale: float = 0.0) -> bool:
@@ -206,6 +249,9 @@ def test_two_ranks_match_one_process_on_the_global_batch(name: str, two_ranks: d
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mae_module, "random_masking", mae_module.random_masking)  # undone after the test
     monkeypatch.setattr(mlm_module, "mask_tokens", mlm_module.mask_tokens)
+    monkeypatch.setattr(TS2Vec, "crops", _CROPS)
+    monkeypatch.setattr(GraphMAE, "corrupt", _CORRUPT_NODES)
+    monkeypatch.setattr(DGI, "corrupt_permutation", staticmethod(_PERMUTATION))
     single = _run(name, slice(0, 2 * B))
     dist_result = two_ranks[name]
     assert _close(dist_result["loss"], single["loss"]), (float(dist_result["loss"]), float(single["loss"]))

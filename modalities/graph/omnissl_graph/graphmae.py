@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from torch_geometric.nn import GATConv, GCNConv, GINConv
 
 from omnissl.errors import IncompatibleError
+from omnissl.objectives._global_stats import global_log, sample_mean
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
@@ -24,11 +25,12 @@ Decoder = Literal["gat", "gin", "gcn", "linear"]
 
 
 def sce_loss(prediction: Tensor, target: Tensor, *, alpha: float) -> Tensor:
-    """Scaled cosine error, GraphMAE eq. (2): ``mean_i (1 − cos(x_i, z_i))^α`` over ``(M, F)`` rows (float32)."""
+    """Scaled cosine error, GraphMAE eq. (2): ``mean_i (1 − cos(x_i, z_i))^α`` over ``(M, F)`` rows (float32).
+    Ranks mask different numbers of nodes: under DDP this is the rank's share of the global mean over masked nodes."""
     if prediction.shape != target.shape:
         raise ValueError(f"sce_loss shapes differ: {tuple(prediction.shape)} vs {tuple(target.shape)}")
     cosine = (F.normalize(prediction.float(), dim=-1) * F.normalize(target.float(), dim=-1)).sum(-1)
-    return (1 - cosine).pow(alpha).mean()
+    return sample_mean((1 - cosine).pow(alpha))
 
 
 class _Decoder(nn.Module):
@@ -96,7 +98,7 @@ class GraphMAE(Objective):
         reconstruction = self.decoder(hidden * keep, graph.edge_index)
         loss = sce_loss(reconstruction[masked], x[masked], alpha=self.alpha)
         pooled = self.encoder.pool(codes, view)  # type: ignore[operator]
-        return ObjectiveOutput(loss=loss, logs={"sce": loss.detach()}, embeddings=pooled.detach())
+        return ObjectiveOutput(loss=loss, logs={"sce": global_log(loss)}, embeddings=pooled.detach())
 
 
 @OBJECTIVES.register("graphmae", modality="graph", description="GraphMAE: masked node-feature reconstruction, SCE loss (Hou et al., 2022)")

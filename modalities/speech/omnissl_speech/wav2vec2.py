@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
+from omnissl.objectives._global_stats import token_cross_entropy
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
@@ -90,9 +91,10 @@ def contrastive_logits(context: Tensor, targets: Tensor, negatives: Tensor, *, t
 
 
 def contrastive_loss(logits: Tensor, mask: Tensor) -> Tensor:
-    """Mean over masked steps of −log softmax(logits)[positive]; ``logits (B, F, 1+K)``, ``mask (B, F)``."""
+    """Mean over masked steps of −log softmax(logits)[positive]; ``logits (B, F, 1+K)``, ``mask (B, F)``. Ranks
+    mask different numbers of steps: under DDP this is the rank's share of the global mean over masked steps."""
     picked = logits[mask]
-    return F.cross_entropy(picked, torch.zeros(picked.shape[0], dtype=torch.long, device=picked.device))
+    return token_cross_entropy(picked, torch.zeros(picked.shape[0], dtype=torch.long, device=picked.device))
 
 
 def diversity_loss(perplexity: Tensor, *, num_codevectors: int) -> Tensor:

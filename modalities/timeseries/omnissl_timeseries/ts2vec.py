@@ -21,12 +21,14 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
+from omnissl.collectives import gather_cat
+from omnissl.objectives._global_stats import distributed, gather_rows, masked_share, shared_ints
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 
 
-def _paired_nce(sim: Tensor, valid: Tensor) -> Tensor:
+def _paired_nce(sim: Tensor, valid: Tensor, *, share: bool = False) -> Tensor:
     """Mean over valid anchors of ``−log softmax`` at the positive, for ``G`` groups of ``M = 2n`` items whose
     positives are ``i ↔ i±n``. sim: ``(G, M, M)`` similarities; valid: ``(G, M)`` items that take part."""
     g, m, _ = sim.shape
@@ -40,6 +42,8 @@ def _paired_nce(sim: Tensor, valid: Tensor) -> Tensor:
     positive = torch.cat([torch.arange(n, m), torch.arange(0, n)]).to(sim.device)
     log_prob = F.log_softmax(logits, dim=-1).gather(2, positive.view(1, m, 1).expand(g, m, 1)).squeeze(2)
     anchors = valid & valid[:, positive]
+    if share:  # this rank's share of the global anchor mean; no early exit: every rank must join the collective
+        return masked_share(-log_prob.masked_fill(~anchors, 0.0).sum(), anchors.sum().float())
     if not bool(anchors.any()):
         return sim.sum() * 0.0
     return -(log_prob.masked_fill(~anchors, 0.0).sum() / anchors.sum())
@@ -61,7 +65,7 @@ def temporal_contrastive_loss(z1: Tensor, z2: Tensor, valid: Tensor | None = Non
         return z1.sum() * 0.0
     z = torch.cat([z1, z2], dim=1).float()  # (B, 2T, D)
     v = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device) if valid is None else torch.cat([valid, valid], 1)
-    return _paired_nce(z @ z.transpose(1, 2), v)
+    return _paired_nce(z @ z.transpose(1, 2), v, share=distributed())
 
 
 def _pool(z: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,22 +79,32 @@ def _pool(z: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
 def hierarchical_contrastive_loss(z1: Tensor, z2: Tensor, *, alpha: float = 0.5, temporal_unit: int = 0,
                                   valid: Tensor | None = None) -> Tensor:
     """TS2Vec's loss over ``(B, T, D)`` views of the same timestamps; ``valid (B, T)`` marks non-padded steps.
-    The temporal term starts at depth ``temporal_unit`` of the hierarchy."""
+    The temporal term starts at depth ``temporal_unit`` of the hierarchy.
+
+    Under DDP the instance term contrasts the **global** batch (differentiable gather; the full term on every
+    rank) and the per-series temporal term is each rank's share of the global anchor mean."""
     if z1.shape != z2.shape or z1.ndim != 3:
         raise ValueError(f"need two (B, T, D) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
     valid = torch.ones(z1.shape[:2], dtype=torch.bool, device=z1.device) if valid is None else valid
+    gather = distributed()
+    g1, g2, g_valid = (gather_cat(z1), gather_cat(z2), gather_rows(valid)[0]) if gather else (z1, z2, valid)
     loss, depth = z1.new_zeros((), dtype=torch.float32), 0
     while z1.shape[1] > 1:
         if alpha != 0:
-            loss = loss + alpha * instance_contrastive_loss(z1, z2, valid)
+            loss = loss + alpha * instance_contrastive_loss(g1, g2, g_valid)
         if depth >= temporal_unit and alpha != 1:
             loss = loss + (1 - alpha) * temporal_contrastive_loss(z1, z2, valid)
         depth += 1
         (z1, valid1), (z2, _) = _pool(z1, valid), _pool(z2, valid)
         valid = valid1
+        if gather:  # max-pooling is per series, so pooling the gathered copy equals gathering the pooled one
+            (g1, g_valid1), (g2, _) = _pool(g1, g_valid), _pool(g2, g_valid)
+            g_valid = g_valid1
+        else:
+            g1, g2, g_valid = z1, z2, valid
     if z1.shape[1] == 1:
         if alpha != 0:
-            loss = loss + alpha * instance_contrastive_loss(z1, z2, valid)
+            loss = loss + alpha * instance_contrastive_loss(g1, g2, g_valid)
         depth += 1
     return loss / depth
 
@@ -124,6 +138,8 @@ class TS2Vec(Objective):
         right = left + crop_l
         e_left = int(draw(0, left + 1))
         e_right = int(draw(right, t + 1))
+        # one crop geometry for the global batch, as in one process (and the instance term gathers equal lengths)
+        crop_l, left, right, e_left, e_right = shared_ints([crop_l, left, right, e_left, e_right], device=device)
         offset = draw(-e_left, t - e_right + 1, x.shape[0])
         first = take_per_row(x, offset + e_left, right - e_left)
         second = take_per_row(x, offset + left, e_right - left)
