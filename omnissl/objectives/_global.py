@@ -32,13 +32,13 @@ def share_of_mean(per_sample: Tensor) -> Tensor:
 def same_int(value: int, *, device: torch.device, reduce: str) -> int:
     """One integer agreed by every rank: ``reduce="min"`` takes the smallest (a length every rank can use),
     ``"first"`` rank 0's (a random draw that must be shared so gathered rows describe the same step)."""
+    if reduce not in ("min", "first"):
+        raise ValueError(f"same_int: reduce must be 'min' or 'first', got {reduce!r}")
     if world_size() == 1:
         return value
     tensor = torch.tensor([value], dtype=torch.long, device=device)
     if reduce == "min":
         dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-    elif reduce == "first":
-        dist.broadcast(tensor, src=0)
     else:
-        raise ValueError(f"same_int: reduce must be 'min' or 'first', got {reduce!r}")
+        dist.broadcast(tensor, src=0)
     return int(tensor.item())
