@@ -113,7 +113,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         options["checkpoint"] = Path(args.checkpoint)
     options["recipe_source"] = _resume_source(args)
     trainer = Trainer(assembled, run_dir, **options)
-    if trainer.dist.is_main and not args.no_estimate and trainer.step < recipe.train.steps:
+    # The timed step runs the objective on one rank only: under torchrun its collectives (gathered negatives,
+    # synced BatchNorm) would wait for ranks that are already training, so the estimate is for single-process runs.
+    if not trainer.dist.enabled and not args.no_estimate and trainer.step < recipe.train.steps:
         _print_estimate(trainer)
     result = trainer.fit()
     span = f" ({result.start_step} → {result.steps_done})" if result.start_step else ""
