@@ -21,12 +21,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from omnissl.objectives import mae as mae_module
 from omnissl.objectives import mlm as mlm_module
 from omnissl.sync_batchnorm import convert_sync_batchnorm
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
+from omnissl.collectives import gather_cat_nograd
 from omnissl_graph.dgi import DGI
+from omnissl_speech import wav2vec2 as w2v_module
 from omnissl_graph.graphmae import GraphMAE
 from omnissl_timeseries.ts2vec import TS2Vec
 from torch_geometric.data import Batch, Data
@@ -36,6 +39,7 @@ B, WORLD = 4, 2
 _MASKING, _CORRUPT, _CROPS, _CORRUPT_NODES = mae_module.random_masking, mlm_module.mask_tokens, TS2Vec.crops, \
     GraphMAE.corrupt
 _PERMUTATION = DGI.corrupt_permutation
+_SPANS, _NEGATIVES, _GUMBEL = w2v_module.sample_mask_indices, w2v_module.sample_negative_indices, F.gumbel_softmax
 
 
 class _Pooled(Encoder):
@@ -98,13 +102,16 @@ def _batch() -> dict[str, Any]:
     ids = torch.randint(2, 12, (2 * B, 6), generator=g).masked_fill(pad, 0)
     series = torch.randn(2 * B, 2, 16, generator=g)
     series[5, :, 12:] = float("nan")  # a shorter series on rank 1: fewer temporal anchors there
+    wave_pad = torch.arange(400).unsqueeze(0) >= torch.tensor([400, 400, 360, 400, 240, 400, 300, 400]).unsqueeze(1)
+    audio = {"wave": torch.randn(2 * B, 400, generator=g).masked_fill(wave_pad, 0.0), "padding_mask": wave_pad}
     graphs = []
     for n in (5, 4, 6, 5, 3, 6, 4, 5):
         edges = torch.randint(0, n, (2, 2 * n), generator=g)
         graphs.append(Data(x=torch.randn(n, 4, generator=g), edge_index=torch.cat([edges, edges.flip(0)], 1)))
     return {"views": [torch.randn(2 * B, 6, generator=g) for _ in range(4)],
             "tokens": {"values": torch.randn(2 * B, 6, 5, generator=g), "padding_mask": pad},
-            "text": {"input_ids": ids, "attention_mask": (~pad).long()}, "series": series, "graphs": tuple(graphs)}
+            "text": {"input_ids": ids, "attention_mask": (~pad).long()}, "series": series, "graphs": tuple(graphs),
+            "audio": audio}
 
 
 def _rows(value: Any, rows: slice) -> Any:
@@ -125,6 +132,7 @@ def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
     pooled = lambda d: ViewSet(global_views=d["views"][:2], local_views=d["views"][2:])  # noqa: E731
     tokens = lambda d: ViewSet(global_views=[d["tokens"]])  # noqa: E731
     text = lambda d: ViewSet(global_views=[d["text"]], original=d["text"])  # noqa: E731
+    audio = lambda d: ViewSet(global_views=[d["audio"]])  # noqa: E731
     series = lambda d: ViewSet(global_views=[d["series"]])  # noqa: E731
     graph = lambda d: ViewSet(global_views=[Batch.from_data_list(list(d["graphs"]))])  # noqa: E731
     encoder = lambda name, **kw: ENCODERS.get(name).builder(**kw)  # noqa: E731
@@ -145,6 +153,11 @@ def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
         "ts2vec": (lambda: build(encoder=encoder("ts2vec_cnn", in_channels=2, hidden_dim=6, output_dim=6, depth=2,
                                                  dropout=0.0)), series),
         "dgi": (lambda: build(encoder=encoder("gcn", num_features=4, dims=(6, 6))), graph),
+        "wav2vec2": (lambda: build(encoder=encoder("wav2vec2", hidden_size=8, num_layers=1, num_heads=2,
+                                                   intermediate_size=16, conv_dim=8, conv_kernel=(10, 3),
+                                                   conv_stride=(5, 2), pos_conv_kernel=4, codevector_dim=8,
+                                                   num_codevectors_per_group=4),
+                                   mask_prob=0.2, mask_length=2, num_negatives=3), audio),
         "graphmae": (lambda: build(encoder=encoder("gcn", num_features=4, dims=(6, 6)), num_features=4,
                                    decoder="gcn"), graph),
     }
@@ -186,9 +199,29 @@ def _patch_samplers(full: dict[str, Any], rows: slice) -> None:
         mine = (masked >= start) & (masked < start + x.shape[0])
         return out[start: start + x.shape[0]], masked[mine] - start
 
+    def sample_mask_indices(frame_pad: Tensor, **kw: Any) -> Tensor:  # the frame padding of all ranks
+        torch.manual_seed(11)
+        return _SPANS(gather_cat_nograd(frame_pad), **kw)[rows]
+
+    def sample_negative_indices(mask: Tensor, **kw: Any) -> Tensor:  # flat b·F + t indices, re-based to the rank
+        torch.manual_seed(12)
+        return _NEGATIVES(gather_cat_nograd(mask), **kw)[rows] - rows.start * mask.shape[1]
+
     mae_module.random_masking, mlm_module.mask_tokens = random_masking, mask_tokens
+    w2v_module.sample_mask_indices, w2v_module.sample_negative_indices = sample_mask_indices, sample_negative_indices
+    # Gumbel noise is drawn over (B·F·G, V) inside HF's quantiser, not per row: fix it to zero noise (a
+    # straight-through arg-max), the same in both set-ups.
+    F.gumbel_softmax = _noiseless_gumbel  # type: ignore[assignment]
     TS2Vec.crops, GraphMAE.corrupt = crops, corrupt_nodes  # type: ignore[method-assign]
     DGI.corrupt_permutation = staticmethod(corrupt_permutation)  # type: ignore[method-assign]
+
+
+def _noiseless_gumbel(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1, **_: Any) -> Tensor:
+    soft = torch.softmax(logits / tau, dim=dim)
+    if not hard:
+        return soft
+    index = soft.argmax(dim=dim, keepdim=True)
+    return torch.zeros_like(soft).scatter_(dim, index, 1.0) - soft.detach() + soft
 
 
 def _run(name: str, rows: slice) -> dict[str, Any]:
@@ -225,7 +258,7 @@ def _worker(rank: int, port: int, names: list[str], out: str) -> None:
 
 
 NAMES = ["dino", "swav", "barlow_twins", "vicreg", "mae", "data2vec", "cpc", "mlm", "causal_lm", "ts2vec", "dgi",
-         "graphmae"]
+         "graphmae", "wav2vec2"]
 
 
 def _close(got: Tensor, want: Tensor, scale: float = 0.0) -> bool:
@@ -250,6 +283,9 @@ def test_two_ranks_match_one_process_on_the_global_batch(name: str, two_ranks: d
     monkeypatch.setattr(mae_module, "random_masking", mae_module.random_masking)  # undone after the test
     monkeypatch.setattr(mlm_module, "mask_tokens", mlm_module.mask_tokens)
     monkeypatch.setattr(TS2Vec, "crops", _CROPS)
+    monkeypatch.setattr(w2v_module, "sample_mask_indices", _SPANS)
+    monkeypatch.setattr(w2v_module, "sample_negative_indices", _NEGATIVES)
+    monkeypatch.setattr(F, "gumbel_softmax", _GUMBEL)
     monkeypatch.setattr(GraphMAE, "corrupt", _CORRUPT_NODES)
     monkeypatch.setattr(DGI, "corrupt_permutation", staticmethod(_PERMUTATION))
     single = _run(name, slice(0, 2 * B))

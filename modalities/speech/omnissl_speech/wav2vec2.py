@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
-from omnissl.objectives._global_stats import token_cross_entropy
+from omnissl.collectives import all_reduce_sum, all_reduce_sum_nograd, global_count
+from omnissl.objectives._global_stats import distributed, global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
 from omnissl.types import Encoder, ObjectiveOutput, ViewSet
@@ -102,6 +103,17 @@ def diversity_loss(perplexity: Tensor, *, num_codevectors: int) -> Tensor:
     return (num_codevectors - perplexity.float()) / num_codevectors
 
 
+def global_perplexity(quantizer: nn.Module, features: Tensor, mask: Tensor) -> Tensor:
+    """HF's training-mode codebook perplexity, but of the **global** batch's marginal over masked frames: the
+    diversity penalty is a batch statistic, so under DDP the soft assignments are all-reduced (differentiably).
+    ``features (B, F, C)`` are the conv features fed to the quantiser, ``mask (B, F)`` the masked frames."""
+    b, f, _ = features.shape
+    logits = quantizer.weight_proj(features).view(b * f, quantizer.num_groups, -1).float()
+    probs = torch.softmax(logits, dim=-1) * mask.flatten().float()[:, None, None]
+    marginal = all_reduce_sum(probs.sum(dim=0)) / global_count(mask.sum(), device=mask.device)
+    return torch.exp(-torch.sum(torch.xlogy(marginal, marginal), dim=-1)).sum()
+
+
 class Wav2Vec2Pretraining(Objective):
     """Masked contrastive prediction of quantised conv features (pooled outputs for evaluation).
 
@@ -141,17 +153,21 @@ class Wav2Vec2Pretraining(Objective):
         context = self.project_hid(outputs.last_hidden_state)
         self.quantizer.temperature = float(self.gumbel_temperature)
         quantized, perplexity = self.quantizer(outputs.extract_features, mask_time_indices=mask)
+        if distributed() and self.training:  # HF's perplexity is the rank's; the penalty is the global batch's
+            perplexity = global_perplexity(self.quantizer, outputs.extract_features, mask)
         targets = self.project_q(quantized.to(self.project_q.weight.dtype))
         logits = contrastive_logits(context, targets, negatives, temperature=self.logit_temperature)
         l_m = contrastive_loss(logits, mask)
         l_d = diversity_loss(perplexity, num_codevectors=self.num_codevectors)
         loss = l_m + self.diversity_weight * l_d
         with torch.no_grad():
-            accuracy = (logits[mask].argmax(dim=-1) == 0).float().mean()
+            accuracy = global_log(token_mean((logits[mask].argmax(dim=-1) == 0).float()))
+            mask_fraction = mask.float().sum() / (~frame_pad).sum() if not distributed() else \
+                all_reduce_sum_nograd(mask.float().sum()) / all_reduce_sum_nograd((~frame_pad).sum().float())
             pooled = masked_mean(outputs.last_hidden_state, frame_pad)
         return ObjectiveOutput(loss=loss, embeddings=pooled.detach(), logs={
-            "contrastive": l_m.detach(), "diversity": l_d.detach(), "perplexity": perplexity.detach(),
-            "accuracy": accuracy, "mask_fraction": mask.float().sum() / (~frame_pad).sum(),
+            "contrastive": global_log(l_m), "diversity": l_d.detach(), "perplexity": perplexity.detach(),
+            "accuracy": accuracy, "mask_fraction": mask_fraction,
             "gumbel_temperature": float(self.gumbel_temperature)})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
