@@ -119,23 +119,18 @@ class TrainConfig(Strict):
     nonfinite: Literal["stop", "skip"] = "stop"
     max_nonfinite_skips: StrictInt = Field(10, ge=0)
     stop_on_collapse: bool = False
-    compile: bool = Field(
-        False, description="torch.compile the objective's forward (encoders, heads and loss) in place, so checkpoint "
-        "keys do not change; the first steps pay the compilation")
+    compile: bool = Field(False, description="torch.compile the objective's forward in place (keys unchanged)")
     compile_backend: Literal["inductor", "aot_eager", "eager"] = Field(
-        "inductor", description="torch.compile backend: inductor (fast kernels; needs a C compiler on CPU), "
-        "aot_eager (traces forward and backward without generating code: a quick check that the model compiles)")
+        "inductor", description="inductor (needs a C compiler on CPU); aot_eager: traces, generates no code")
     strategy: Literal["ddp", "fsdp"] = Field(
-        "ddp", description="how several processes share the model: ddp (every rank holds all weights, gradients "
-        "averaged) or fsdp (FSDP2 fully_shard: each transformer block and the rest of the model sharded over ranks, "
-        "for ViT-scale encoders; checkpoints still hold the full weights). One process: both train the plain model")
+        "ddp", description="ddp: every rank holds all weights; fsdp: FSDP2 shards each transformer block and the "
+        "rest over ranks (ViT-scale encoders), checkpoints still hold full weights; one process: the plain model")
     sync_batchnorm: bool | None = Field(
-        None, description="under DDP/FSDP, replace BatchNorm by omnissl.sync_batchnorm's SyncBatchNorm so batch "
-        "statistics are those of the global batch (what the papers' batch sizes mean); null: on whenever the model "
-        "has BatchNorm and more than one process trains; a single process has nothing to sync")
+        None, description="with several processes, BatchNorm normalises over the global batch (what the papers' "
+        "batch sizes mean); null: on when the model has BatchNorm; one process has nothing to sync")
     activation_checkpointing: bool = Field(
-        False, description="recompute each transformer block (omnissl.transformer.TransformerTrunk) in the backward "
-        "pass instead of storing its activations: less memory for about one extra forward; same loss and gradients")
+        False, description="recompute each transformer trunk block in backward instead of storing activations: "
+        "less memory, about one extra forward, same loss and gradients")
     channels_last: bool = Field(
         False, description="store 4-D (conv) weights channels-last: the faster layout for convolutions on CPU "
         "(oneDNN) and on GPU tensor cores; a no-op for models without conv layers")
