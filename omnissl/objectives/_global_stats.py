@@ -11,8 +11,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.collectives import all_reduce_sum, all_reduce_sum_nograd, gather_cat_nograd, global_mean, local_share, \
-    rank, world_size
+from omnissl.collectives import (
+    all_reduce_sum,
+    all_reduce_sum_nograd,
+    gather_cat_nograd,
+    global_mean,
+    local_share,
+    rank,
+    world_size,
+)
 
 
 def distributed() -> bool:

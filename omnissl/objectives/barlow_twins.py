@@ -10,8 +10,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from omnissl.objectives._global_stats import batch_count, batch_matmul_sum, batch_mean, batch_var, distributed, \
-    global_log
+from omnissl.objectives._global_stats import (
+    batch_count,
+    batch_matmul_sum,
+    batch_mean,
+    batch_var,
+    distributed,
+    global_log,
+)
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views

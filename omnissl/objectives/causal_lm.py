@@ -10,7 +10,6 @@ padding is not predicted. The loss is the mean cross-entropy over predicted posi
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
 from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean

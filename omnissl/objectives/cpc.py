@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.errors import IncompatibleError
 from omnissl.collectives import gather_cat
+from omnissl.errors import IncompatibleError
 from omnissl.objectives._global_stats import distributed, gather_rows, global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES

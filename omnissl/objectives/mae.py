@@ -10,7 +10,6 @@ Paper defaults: ratio 0.75, decoder 8 blocks × 512-d; the paper's ablation show
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from omnissl.errors import ConfigError, DataError

@@ -10,11 +10,11 @@ bundle's ``input_spec`` (the tokeniser), so the core never needs to know the tok
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from omnissl.errors import IncompatibleError
 from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean

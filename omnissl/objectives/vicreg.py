@@ -15,8 +15,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.objectives._global_stats import batch_count, batch_matmul_sum, batch_mean, batch_var, distributed, \
-    global_log, sample_mean
+from omnissl.objectives._global_stats import (
+    batch_count,
+    batch_matmul_sum,
+    batch_mean,
+    batch_var,
+    distributed,
+    global_log,
+    sample_mean,
+)
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views

@@ -13,26 +13,27 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from omnissl_graph.dgi import DGI
+from omnissl_graph.graphmae import GraphMAE
+from omnissl_speech import wav2vec2 as w2v_module
+from omnissl_timeseries.ts2vec import TS2Vec
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch_geometric.data import Batch, Data
 
+from omnissl.collectives import gather_cat_nograd
 from omnissl.objectives import mae as mae_module
 from omnissl.objectives import mlm as mlm_module
 from omnissl.sync_batchnorm import convert_sync_batchnorm
 from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
-from omnissl.collectives import gather_cat_nograd
-from omnissl_graph.dgi import DGI
-from omnissl_speech import wav2vec2 as w2v_module
-from omnissl_graph.graphmae import GraphMAE
-from omnissl_timeseries.ts2vec import TS2Vec
-from torch_geometric.data import Batch, Data
 
 B, WORLD = 4, 2
 # the real samplers, never a patch
@@ -123,19 +124,18 @@ def _rows(value: Any, rows: slice) -> Any:
 
 
 def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
-    from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
-
     import omnissl.components  # noqa: F401 - registers the core objectives
+    from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
     load_plugins()
 
     build = OBJECTIVES.get(name).builder
-    pooled = lambda d: ViewSet(global_views=d["views"][:2], local_views=d["views"][2:])  # noqa: E731
-    tokens = lambda d: ViewSet(global_views=[d["tokens"]])  # noqa: E731
-    text = lambda d: ViewSet(global_views=[d["text"]], original=d["text"])  # noqa: E731
-    audio = lambda d: ViewSet(global_views=[d["audio"]])  # noqa: E731
-    series = lambda d: ViewSet(global_views=[d["series"]])  # noqa: E731
-    graph = lambda d: ViewSet(global_views=[Batch.from_data_list(list(d["graphs"]))])  # noqa: E731
-    encoder = lambda name, **kw: ENCODERS.get(name).builder(**kw)  # noqa: E731
+    pooled = lambda d: ViewSet(global_views=d["views"][:2], local_views=d["views"][2:])
+    tokens = lambda d: ViewSet(global_views=[d["tokens"]])
+    text = lambda d: ViewSet(global_views=[d["text"]], original=d["text"])
+    audio = lambda d: ViewSet(global_views=[d["audio"]])
+    series = lambda d: ViewSet(global_views=[d["series"]])
+    graph = lambda d: ViewSet(global_views=[Batch.from_data_list(list(d["graphs"]))])
+    encoder = lambda name, **kw: ENCODERS.get(name).builder(**kw)
     cases: dict[str, tuple[Callable[[], nn.Module], Callable[[dict[str, Any]], ViewSet]]] = {
         "dino": (lambda: build(encoder=_Pooled(), out_dim=16, hidden_dim=12, bottleneck_dim=6), pooled),
         "swav": (lambda: build(encoder=_Pooled(), projection_dim=6, hidden_dim=12, num_prototypes=5,

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.errors import IncompatibleError
 from omnissl.collectives import gather_cat
+from omnissl.errors import IncompatibleError
 from omnissl.objectives._global_stats import distributed, gather_rows, masked_share, shared_ints
 from omnissl.objectives.base import Objective
 from omnissl.registry import OBJECTIVES
