@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             try:
                 runs.append(run_one(name, compile_=compile_, args=args, device=device))
-            except Exception as error:  # a recipe that fails is a finding of the check, not the end of it
+            except Exception as error:  # noqa: BLE001 — a recipe that fails is a finding of the check, not the end of it
                 runs.append({"recipe": name, "compile": compile_, "error": f"{type(error).__name__}: {error}"[:500]})
     equality = equality_check([n for n in EQUALITY_RECIPES if n in names] or names[:1], tiny=args.tiny,
                               device=device)
