@@ -168,3 +168,15 @@ def test_ucr_npz_labels_must_index_the_class_labels(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"T\.npz\['y_train'\]: label 2 .* 2 class labels"):
         ucr_uea(dataset="T", source="npz", data_root=tmp_path)
     assert zipfile.is_zipfile(base / "T.npz")
+
+
+def test_an_npy_whose_header_bytes_were_overwritten_is_a_data_error(tmp_path: Path) -> None:
+    # Found by tests/fuzz: one zeroed byte inside the header dict makes numpy's header parser raise
+    # tokenize.TokenError, which used to escape as a raw traceback.
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((3, 2, 4), np.float32))
+    data = bytearray(path.read_bytes())
+    data[68] = 0
+    path.write_bytes(bytes(data[:128]))
+    with pytest.raises(DataError, match=r"x\.npy"):
+        timeseries_files(train="x.npy", train_labels=None, data_root=tmp_path)

@@ -9,7 +9,6 @@ Python pickles (audit F9): a crafted one runs code as the user, so they are read
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,8 @@ def _npz_array(arrays: np.lib.npyio.NpzFile, key: str, path: Path, *, kind: str,
         raise DataError(f"{path}: missing array '{key}' (has {', '.join(arrays.files)})")
     try:
         value = arrays[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: array '{key}' is unreadable ({error})") from error
+    except Exception as error:  # BadZipFile, bad CRC, zlib.error, a corrupt header (SyntaxError, TokenError) …
+        raise DataError(f"{path}: array '{key}' is unreadable ({type(error).__name__}: {error})") from error
     if value.dtype.kind not in kind or value.ndim != ndim:
         raise DataError(f"{path}: array '{key}' must be {ndim}-D of kind '{kind}', got {value.dtype} {value.shape}")
     return value
@@ -47,7 +46,7 @@ def read_planetoid_npz(path: Path) -> Data:
         raise DataError(f"{path}: not found")
     try:
         arrays = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+    except Exception as error:  # any failure to open the archive names the file
         raise DataError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from error
     with arrays:
         indptr, indices, shape, y = (_npz_array(arrays, key, path, kind="iu", ndim=n)

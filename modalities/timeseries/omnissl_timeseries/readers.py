@@ -9,6 +9,7 @@ overwritten, bad CRC, 0 bytes) is a :class:`DataError` naming it (F12).
 from __future__ import annotations
 
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -22,8 +23,10 @@ from omnissl_timeseries.csvrows import read_rows
 
 _NPY_MAGIC, _ZIP_MAGICS = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")
 # everything numpy/zipfile raise on a damaged file; a DataError names the file instead of a traceback
+# Anything numpy raises on a damaged file: besides the usual I/O and zip errors, a corrupt .npy header reaches
+# ast/tokenize (SyntaxError, tokenize.TokenError) and an absurd declared shape a MemoryError (found by the fuzz test).
 _CORRUPT = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError,
-            RuntimeError, KeyError, IndexError)
+            RuntimeError, KeyError, IndexError, SyntaxError, tokenize.TokenError, MemoryError, TypeError)
 
 
 def as_nct(x: np.ndarray, where: str) -> np.ndarray:
