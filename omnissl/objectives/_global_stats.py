@@ -15,6 +15,7 @@ from omnissl.collectives import (
     all_reduce_sum,
     all_reduce_sum_nograd,
     gather_cat_nograd,
+    global_count,
     global_mean,
     local_share,
     rank,
@@ -36,7 +37,8 @@ def sample_mean(values: Tensor) -> Tensor:
 
 
 def token_mean(values: Tensor) -> Tensor:
-    """``values.mean()`` of per-token values ``(M,)``; under DDP the rank's share of the global token mean."""
+    """``values.mean()`` of per-item values (tokens, samples; any shape); under DDP the rank's share of the global
+    mean over every rank's items, so ranks holding different counts still weigh each item equally."""
     return values.mean() if not distributed() else local_share(values.sum(), values.numel())
 
 
@@ -62,7 +64,7 @@ def batch_mean(z: Tensor) -> Tensor:
 
 def batch_count(z: Tensor) -> Tensor:
     """Rows of ``z`` over all ranks, as a float tensor (no gradient)."""
-    return all_reduce_sum_nograd(torch.tensor(float(z.shape[0]), device=z.device))
+    return global_count(z.shape[0], device=z.device)
 
 
 def batch_var(z: Tensor, *, unbiased: bool) -> Tensor:
@@ -106,6 +108,16 @@ def shared_ints(values: list[int], *, device: torch.device) -> list[int]:
     tensor = torch.tensor(values, dtype=torch.long, device=device)
     torch.distributed.broadcast(tensor, src=0)
     return [int(v) for v in tensor]
+
+
+@torch.no_grad()
+def shared_min_int(value: int, *, device: torch.device) -> int:
+    """The smallest of every rank's ``value``: a length every rank can use, so gathered rows line up."""
+    if not distributed():
+        return value
+    tensor = torch.tensor([value], dtype=torch.long, device=device)
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MIN)
+    return int(tensor.item())
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.objectives._global import log_mean, share_of_mean
+from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
@@ -31,7 +31,7 @@ def byol_loss(prediction: Tensor, target: Tensor) -> Tensor:
     DDP the rank's share of the mean over every rank's rows (exact for a short last batch too)."""
     p = F.normalize(prediction.float(), dim=1)
     t = F.normalize(target.detach().float(), dim=1)
-    return share_of_mean(2 - 2 * (p * t).sum(dim=1))
+    return token_mean(2 - 2 * (p * t).sum(dim=1))
 
 
 class BYOL(Objective):
@@ -57,7 +57,7 @@ class BYOL(Objective):
         t1, t2 = run_views(self._target, pair)
         loss = byol_loss(p1, t2) + byol_loss(p2, t1)
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"regression": log_mean(loss), "momentum": self.current_momentum})
+                               logs={"regression": global_log(loss), "momentum": self.current_momentum})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
         self.current_momentum = cosine_momentum(step, total_steps, base=self.momentum, final=self.momentum_end)

@@ -12,7 +12,7 @@ Single-device note: MoCo's "shuffling BN" needs several devices; here BN statist
 encoder too (as in common single-GPU reimplementations).
 
 Global batch under DDP: the loss is per query against a queue that is the same on every rank, so each rank takes
-its share of the global mean (``share_of_mean``) and the logs are the global values. Every rank enqueues the keys
+its share of the global mean (``token_mean``) and the logs are the global values. Every rank enqueues the keys
 of **all** ranks (``gather_cat_nograd``, rank order, per view), so the queue holds exactly what one process
 enqueuing the global batch would hold and stays identical across ranks.
 """
@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from omnissl.collectives import gather_cat_nograd, world_size
 from omnissl.errors import ConfigError
-from omnissl.objectives._global import log_mean, share_of_mean
+from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
@@ -47,7 +47,7 @@ def _query_mean(logits: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy averaged over the queries; under DDP this rank's share of the mean over every rank's queries."""
     if world_size() == 1:
         return F.cross_entropy(logits, targets)  # verbatim: the single-process loss stays bit-for-bit
-    return share_of_mean(F.cross_entropy(logits, targets, reduction="none"))
+    return token_mean(F.cross_entropy(logits, targets, reduction="none"))
 
 
 class MoCoV2(Objective):
@@ -103,9 +103,9 @@ class MoCoV2(Objective):
             keys = torch.cat([gather_cat_nograd(k1), keys])
         if self.training:
             self.enqueue(keys)
-        accuracy = share_of_mean((logits.argmax(dim=1) == 0).float())
+        accuracy = token_mean((logits.argmax(dim=1) == 0).float())
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"info_nce": log_mean(loss), "positive_top1": log_mean(accuracy),
+                               logs={"info_nce": global_log(loss), "positive_top1": global_log(accuracy),
                                      "momentum": self.current_momentum})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:

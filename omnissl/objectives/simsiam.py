@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.objectives._global import log_mean, share_of_mean
+from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
@@ -26,7 +26,7 @@ from omnissl.types import Encoder, ObjectiveOutput, ViewSet
 def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
     """``D(p, z) = −mean_b cos(p_b, stopgrad(z_b))`` for ``(B, D)`` inputs, in float32 (under DDP the rank's
     share of the mean over every rank's rows)."""
-    return -share_of_mean(F.cosine_similarity(p.float(), z.detach().float(), dim=1))
+    return -token_mean(F.cosine_similarity(p.float(), z.detach().float(), dim=1))
 
 
 class SimSiam(Objective):
@@ -42,7 +42,7 @@ class SimSiam(Objective):
         z1, z2 = self.projector(torch.cat([h1, h2])).chunk(2)
         p1, p2 = self.predictor(torch.cat([z1, z2])).chunk(2)
         loss = negative_cosine(p1, z2) / 2 + negative_cosine(p2, z1) / 2
-        return ObjectiveOutput(loss=loss, embeddings=h1.detach(), logs={"neg_cosine": log_mean(loss)})
+        return ObjectiveOutput(loss=loss, embeddings=h1.detach(), logs={"neg_cosine": global_log(loss)})
 
 
 @OBJECTIVES.register("simsiam", description="SimSiam: predictor + stop-gradient, no negatives, no EMA (Chen & He, 2021)")

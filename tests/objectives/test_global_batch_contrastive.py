@@ -94,11 +94,11 @@ class _VimeFixedDraws(nn.Module):
                          marginals=None)  # type: ignore[arg-type]
 
     def forward(self, pair: tuple[dict[str, Tensor], dict[str, Tensor]]) -> Any:
-        from omnissl.objectives._global import log_mean
+        from omnissl.objectives._global_stats import global_log
         from omnissl.types import ObjectiveOutput
         mask_loss, reconstruction, h = self.vime.losses(*pair)
         return ObjectiveOutput(loss=mask_loss + 2.0 * reconstruction, embeddings=h,
-                               logs={"mask_bce": log_mean(mask_loss), "reconstruction": log_mean(reconstruction)})
+                               logs={"mask_bce": global_log(mask_loss), "reconstruction": global_log(reconstruction)})
 
 
 def _vime() -> tuple[nn.Module, Callable[[slice], Any]]:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.collectives import local_share, world_size
-from omnissl.objectives._global import log_mean, share_of_mean
+from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import info_nce
 from omnissl.objectives.heads import MLPHead
@@ -95,7 +95,7 @@ class Vime(Objective):
         if world_size() == 1:  # verbatim single-process form (bit-for-bit)
             mask_loss = F.binary_cross_entropy_with_logits(self.mask_head(h).float(), changed.float())
         else:
-            mask_loss = share_of_mean(F.binary_cross_entropy_with_logits(self.mask_head(h).float(), changed.float(),
+            mask_loss = token_mean(F.binary_cross_entropy_with_logits(self.mask_head(h).float(), changed.float(),
                                                                          reduction="none"))
         per_feature = []
         if self.num_numeric:
@@ -117,8 +117,8 @@ class Vime(Objective):
         corrupted = corrupt(x, mask, self.marginals.sample(batch, device))
         mask_loss, reconstruction, h = self.losses(x, corrupted)
         loss = mask_loss + self.alpha * reconstruction
-        return ObjectiveOutput(loss=loss, logs={"mask_bce": log_mean(mask_loss),
-                                                   "reconstruction": log_mean(reconstruction)},
+        return ObjectiveOutput(loss=loss, logs={"mask_bce": global_log(mask_loss),
+                                                   "reconstruction": global_log(reconstruction)},
                                embeddings=h.detach())
 
 

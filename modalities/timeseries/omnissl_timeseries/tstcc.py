@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from omnissl.collectives import gather_cat
 from omnissl.errors import IncompatibleError
-from omnissl.objectives._global import same_int
+from omnissl.objectives._global_stats import shared_ints, shared_min_int
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import nt_xent
 from omnissl.registry import OBJECTIVES
@@ -97,12 +97,12 @@ class TSTCC(Objective):
         else:
             pads = [p for p in (padding, out_s.padding_mask) if p is not None]
             usable = int(min((~p).sum(dim=1).min() for p in pads))
-        usable = same_int(usable, device=z_w.device, reduce="min")
+        usable = shared_min_int(usable, device=z_w.device)
         steps = min(self.timesteps, usable - 1)
         if steps < 1:
             raise ValueError(f"ts_tcc: sequences of {usable} real steps leave no future step to predict")
         t = int(torch.randint(0, usable - steps, (1,), device=z_w.device))
-        t = same_int(t, device=z_w.device, reduce="first")
+        t = shared_ints([t], device=z_w.device)[0]
         c_w, c_s = self.context(z_w[:, : t + 1]), self.context(z_s[:, : t + 1])
         tc_strong = temporal_contrast(c_s, z_w[:, t + 1 : t + 1 + steps], self.predictors)  # strong → weak
         tc_weak = temporal_contrast(c_w, z_s[:, t + 1 : t + 1 + steps], self.predictors)  # weak → strong
