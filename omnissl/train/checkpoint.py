@@ -14,6 +14,7 @@ import pickle
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,21 +55,15 @@ class _Sink:
         """Writes go straight to the descriptor: nothing is buffered here."""
 
 
-def atomic_save(payload: dict[str, Any], path: Path) -> None:
-    """Write ``payload`` to ``path`` so a crash leaves either the old file or the complete new one.
-
-    A failed write removes the temp file and raises the ``OSError`` (``errno.ENOSPC`` on a full disk)."""
+def atomic_write(path: Path, write: Callable[[int], None]) -> None:
+    """Replace ``path`` by what ``write(fd)`` writes, so a crash leaves either the old file or the complete new one:
+    a temp file beside it, fsync, rename, fsync of the folder. A failure removes the temp file and re-raises."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    sink = _Sink(fd)
     try:
         try:
-            torch.save(payload, sink)
+            write(fd)
             os.fsync(fd)
-        except RuntimeError:
-            if sink.error is not None:
-                raise sink.error from None
-            raise
         finally:
             os.close(fd)
         os.replace(tmp_name, path)
@@ -80,6 +75,22 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(payload: dict[str, Any], path: Path) -> None:
+    """Write ``payload`` to ``path`` atomically (:func:`atomic_write`).
+
+    A failed write removes the temp file and raises the ``OSError`` (``errno.ENOSPC`` on a full disk)."""
+    def write(fd: int) -> None:
+        sink = _Sink(fd)
+        try:
+            torch.save(payload, sink)
+        except RuntimeError:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
+
+    atomic_write(path, write)
 
 
 def list_checkpoints(directory: Path) -> list[Path]:

@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from omnissl.errors import CheckpointError, RunDirectoryError
+from omnissl.train.checkpoint import atomic_write
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -56,16 +56,11 @@ def read_records(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | No
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` so a crash leaves the old file or the new one, never a truncated one."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    def write(fd: int) -> None:
+        with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
