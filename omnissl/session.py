@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from omnissl.assemble import Assembled, assemble, random_init_encoders
+from omnissl.augment.policy import make_views
 from omnissl.build import check_components
 from omnissl.config import Recipe, load_recipe, recipe_differences, variant_recipes
 from omnissl.data import training_loader
@@ -29,11 +30,7 @@ def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
     loader = training_loader(bundle.train, bundle, batch_size=min(batch_size, len(bundle.train)),  # type: ignore[arg-type]
                              seed=0, start_batch=0, num_workers=0)
     batch = next(iter(loader))
-    x = to_device(batch["x"], "cpu")
-    if assembled.recipe.is_paired:
-        views: Any = {name: policy(x[name]) for name, policy in assembled.policies.items()}
-    else:
-        views = assembled.policies["main"](x)
+    views = make_views(assembled.policies, to_device(batch["x"], "cpu"), paired=assembled.recipe.is_paired)
     output = assembled.objective(views)
     if not torch.isfinite(output.loss):
         raise ConfigError(f"objective: loss is {output.loss.item()} on a synthetic batch")

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from omnissl.augment.policy import make_views
 from omnissl.types import DataBundle, to_device
 
 WARM_IF_UNDER_S = 1.0  # a second, warm timing costs at most this much more
@@ -95,8 +96,7 @@ def step_batch(bundle: DataBundle, *, batch_size: int) -> Any:
 def _timed_step(objective: nn.Module, policies: dict[str, Any], batch: Any, *, paired: bool,
                 device: torch.device, dtype: torch.dtype | None) -> float:
     begin = time.perf_counter()
-    x = to_device(batch["x"], device)
-    views = {name: policy(x[name]) for name, policy in policies.items()} if paired else policies["main"](x)
+    views = make_views(policies, to_device(batch["x"], device), paired=paired)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         loss = objective(views).loss
     loss.backward()

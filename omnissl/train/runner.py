@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from omnissl.assemble import Assembled
+from omnissl.augment.policy import make_views
 from omnissl.config import TrainConfig, dump_recipe
 from omnissl.data import training_loader
 from omnissl.train import checkpoint as ckpt
@@ -158,11 +159,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- one step
     def _forward(self, batch: dict[str, Any]) -> Any:
-        x = to_device(batch["x"], self.device)
-        if self.recipe.is_paired:
-            views: Any = {name: policy(x[name]) for name, policy in self.assembled.policies.items()}
-        else:
-            views = self.assembled.policies["main"](x)
+        views = make_views(self.assembled.policies, to_device(batch["x"], self.device), paired=self.recipe.is_paired)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             return self.model(views)
 

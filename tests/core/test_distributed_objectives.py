@@ -36,6 +36,7 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 
 from omnissl.assemble import assemble
+from omnissl.augment.policy import make_views
 from omnissl.config import load_recipe
 from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
 from omnissl.sync_batchnorm import convert_sync_batchnorm
@@ -119,11 +120,7 @@ def build(name: str) -> tuple[nn.Module, Any]:
     bundle = assembled.bundle
     batch = bundle.collate([bundle.train[i] for i in range(WORLD * B)])
     torch.manual_seed(SEED)
-    x = batch["x"]
-    if assembled.recipe.is_paired:
-        views: Any = {tower: policy(x[tower]) for tower, policy in assembled.policies.items()}
-    else:
-        views = assembled.policies["main"](x)
+    views = make_views(assembled.policies, batch["x"], paired=assembled.recipe.is_paired)
     return objective.train(), views
 
 
