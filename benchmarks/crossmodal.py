@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.session import evaluate_assembled
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.workflows.session import evaluate_assembled
 from omnissl.train.runner import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

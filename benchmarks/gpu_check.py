@@ -31,11 +31,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe, read_yaml_file
-from omnissl.sync_batchnorm import convert_sync_batchnorm
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe, read_yaml_file
+from omnissl.nn.sync_batchnorm import convert_sync_batchnorm
 from omnissl.train.runner import Trainer, read_metrics
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RECIPES = {  # recipe → overrides that shrink its gpu variant to a CPU-second step

@@ -34,8 +34,8 @@ from omnissl_graph.evaluation import (
     svm_cross_validation,
 )
 
-from omnissl.assemble import assemble, random_init_encoders
-from omnissl.config import load_recipe
+from omnissl.train.assemble import assemble, random_init_encoders
+from omnissl.core.config import load_recipe
 from omnissl.train.runner import Trainer, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

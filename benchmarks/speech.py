@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from omnissl.assemble import assemble, build_data, random_init_encoders
-from omnissl.config import load_recipe
+from omnissl.train.assemble import assemble, build_data, random_init_encoders
+from omnissl.core.config import load_recipe
 from omnissl.eval.protocol import evaluate
 from omnissl.train.runner import Trainer, read_metrics
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from omnissl.assemble import assemble, random_init_encoders
-from omnissl.config import load_recipe
+from omnissl.train.assemble import assemble, random_init_encoders
+from omnissl.core.config import load_recipe
 from omnissl.eval.features import extract_features, raw_features
 from omnissl.eval.knn import knn_accuracy
 from omnissl.train.runner import train

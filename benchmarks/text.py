@@ -26,10 +26,10 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from omnissl.assemble import assemble, data_root, random_init_encoders  # noqa: E402
-from omnissl.config import EvalConfig, load_recipe  # noqa: E402
+from omnissl.train.assemble import assemble, data_root, random_init_encoders  # noqa: E402
+from omnissl.core.config import EvalConfig, load_recipe  # noqa: E402
 from omnissl.eval.protocol import evaluate  # noqa: E402
-from omnissl.registry import DATASETS, ENCODERS, load_plugins  # noqa: E402
+from omnissl.core.registry import DATASETS, ENCODERS, load_plugins  # noqa: E402
 from omnissl.train.runner import Trainer  # noqa: E402
 
 RECIPES = {"mlm": "recipes/text/mlm.yaml", "causal_lm": "recipes/text/causal_lm.yaml",

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
 from omnissl.train.optim import build_optimizer
 from omnissl.train.runner import Trainer, place_for_training, read_metrics
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_LAYOUT = ["augment.global.ops.0.size=32", "train.channels_last=false"]

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from omnissl_timeseries.svm import svm_accuracy
 
-from omnissl.assemble import assemble, random_init_encoders
-from omnissl.config import load_recipe
+from omnissl.train.assemble import assemble, random_init_encoders
+from omnissl.core.config import load_recipe
 from omnissl.eval.features import extract_features, raw_features
 from omnissl.train.runner import train
 

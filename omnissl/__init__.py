@@ -4,7 +4,7 @@ The core (this package) holds registries, typed recipes, the training runner, th
 the objectives. Modalities are plugins found through the ``omnissl.modalities`` entry-point group.
 """
 
-from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES
+from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES
 
 __version__ = "0.1.0"
 __all__ = ["AUGMENTATIONS", "DATASETS", "ENCODERS", "OBJECTIVES", "__version__"]

@@ -1,6 +1,6 @@
 """Import the core's own registered components: every module in ``omnissl.objectives``, and the paired dataset.
 
-Imported once by :func:`omnissl.registry.load_plugins`. A new core objective is a new file with a decorator;
+Imported once by :func:`omnissl.core.registry.load_plugins`. A new core objective is a new file with a decorator;
 nothing else to edit.
 """
 
@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 
 import omnissl.objectives as _objectives
-import omnissl.paired  # noqa: F401  (registers the "paired" dataset)
+import omnissl.data.paired  # noqa: F401  (registers the "paired" dataset)
 
 for _module in pkgutil.iter_modules(_objectives.__path__):
     importlib.import_module(f"{_objectives.__name__}.{_module.name}")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from omnissl.types import DataBundle
+from omnissl.core.types import DataBundle
 
 ROOT = Path(__file__).resolve().parents[1]
 

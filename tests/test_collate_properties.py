@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnissl.errors import OmnisslError
+from omnissl.core.errors import OmnisslError
 from omnissl_image.data import collate_images
 from omnissl_speech.data import collate_audio
 from omnissl_text.collate import PadCollate

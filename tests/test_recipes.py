@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.session import dry_run
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.workflows.session import dry_run
 from omnissl.train.runner import Trainer, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,12 +14,12 @@ import pytest
 import torch
 import yaml
 
-from omnissl.build import build_component
-from omnissl.config import Component
-from omnissl.data import training_loader
-from omnissl.errors import ConfigError
-from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, Entry
-from omnissl.types import DataBundle, Encoder, batch_size_of
+from omnissl.core.instantiate import build_component
+from omnissl.core.config import Component
+from omnissl.data.tensors import training_loader
+from omnissl.core.errors import ConfigError
+from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, Entry
+from omnissl.core.types import DataBundle, Encoder, batch_size_of
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.yaml"))
 

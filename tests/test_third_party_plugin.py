@@ -24,7 +24,7 @@ def _install(site: Path) -> None:
 
 def _omnissl(*args: str, site: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "omnissl.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "omnissl.cli.main", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=300)
 
 

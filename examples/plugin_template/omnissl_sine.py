@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS
-from omnissl.types import DataBundle, Encoder, EncoderOutput
+from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS
+from omnissl.core.types import DataBundle, Encoder, EncoderOutput
 
 
 @DATASETS.register("sine_waves", modality="sine", description="noisy sine waves; the label is the frequency")

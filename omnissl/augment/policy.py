@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from omnissl.build import build_component
-from omnissl.config import Augment, ViewGroup
-from omnissl.registry import AUGMENTATIONS
-from omnissl.types import ViewSet
+from omnissl.core.instantiate import build_component
+from omnissl.core.config import Augment, ViewGroup
+from omnissl.core.registry import AUGMENTATIONS
+from omnissl.core.types import ViewSet
 
 Op = Callable[[Any], Any]
 

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.data import Subset, evaluation_loader
-from omnissl.types import DataBundle, Encoder, to_device
+from omnissl.data.tensors import Subset, evaluation_loader
+from omnissl.core.types import DataBundle, Encoder, to_device
 
 Select = Callable[[Any], Any]
 

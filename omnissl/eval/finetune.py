@@ -23,9 +23,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from omnissl.data import evaluation_loader, training_loader
-from omnissl.errors import ConfigError
-from omnissl.types import DataBundle, Encoder, to_device
+from omnissl.data.tensors import evaluation_loader, training_loader
+from omnissl.core.errors import ConfigError
+from omnissl.core.types import DataBundle, Encoder, to_device
 
 
 class FinetuneConfig(BaseModel):

@@ -16,12 +16,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.config import EvalConfig
+from omnissl.core.config import EvalConfig
 from omnissl.eval.features import extract_features, limit, raw_features
 from omnissl.eval.knn import knn_accuracy
 from omnissl.eval.linear_probe import linear_probe
 from omnissl.eval.summary import score
-from omnissl.types import DataBundle, Encoder
+from omnissl.core.types import DataBundle, Encoder
 
 FeatureSource = Callable[[Dataset[Any]], tuple[Tensor, Tensor]]
 

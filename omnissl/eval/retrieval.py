@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.data import evaluation_loader
-from omnissl.types import DataBundle, ViewSet, to_device
+from omnissl.data.tensors import evaluation_loader
+from omnissl.core.types import DataBundle, ViewSet, to_device
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""SSL objectives, one per file, each registered in ``omnissl.registry.OBJECTIVES``."""
+"""SSL objectives, one per file, each registered in ``omnissl.core.registry.OBJECTIVES``."""
 
 from omnissl.objectives.base import Objective, PairedObjective, require_output
 

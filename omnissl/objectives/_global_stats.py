@@ -1,4 +1,4 @@
-"""Global-batch statistics for the objectives, built on :mod:`omnissl.collectives` (see its rule).
+"""Global-batch statistics for the objectives, built on :mod:`omnissl.core.collectives` (see its rule).
 
 Every helper takes the single-process branch **verbatim** when there is one process, so single-process losses stay
 bit-for-bit what they were (``sum / count`` is not bitwise ``mean``); under DDP the same statistic is taken over
@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.collectives import (
+from omnissl.core.collectives import (
     all_reduce_sum,
     all_reduce_sum_nograd,
     gather_cat_nograd,

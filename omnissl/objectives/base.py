@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from omnissl.errors import IncompatibleError
-from omnissl.types import Encoder, ObjectiveOutput, OutputKind, ViewSet
+from omnissl.core.errors import IncompatibleError
+from omnissl.core.types import Encoder, ObjectiveOutput, OutputKind, ViewSet
 
 
 def require_output(encoder: Encoder, kind: OutputKind, objective: str) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from omnissl.errors import IncompatibleError
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.mlm import IGNORE, require_token_outputs, token_inputs
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def shift_targets(ids: Tensor, attention: Tensor) -> Tensor:

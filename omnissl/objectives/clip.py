@@ -19,11 +19,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
-from omnissl.errors import ConfigError
+from omnissl.core.collectives import gather_cat
+from omnissl.core.errors import ConfigError
 from omnissl.objectives.base import PairedObjective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 MAX_LOG_SCALE = math.log(100.0)
 

@@ -1,7 +1,7 @@
 """Contrastive loss functions shared by SimCLR, SimCSE, GraphCL, SCARF, MoCo and CLIP-style objectives.
 
-Global batch under DDP (the rule of :mod:`omnissl.collectives`): the row-paired inputs of every rank are
-concatenated with the differentiable :func:`~omnissl.collectives.gather_cat`, and the loss is computed in full on
+Global batch under DDP (the rule of :mod:`omnissl.core.collectives`): the row-paired inputs of every rank are
+concatenated with the differentiable :func:`~omnissl.core.collectives.gather_cat`, and the loss is computed in full on
 each rank, so every rank's loss *is* the single-process loss on the global batch and negatives span all ranks
 (lightly's ``gather_distributed=True``). With one process the gather is the identity: nothing changes.
 Extra negatives (MoCo's queue) are already the same on every rank and are not gathered.
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
+from omnissl.core.collectives import gather_cat
 
 
 def nt_xent(z1: Tensor, z2: Tensor, *, temperature: float) -> Tensor:

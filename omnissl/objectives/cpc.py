@@ -21,12 +21,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
-from omnissl.errors import IncompatibleError
+from omnissl.core.collectives import gather_cat
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import distributed, gather_rows, global_log, masked_share
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def cpc_loss(z: Tensor, predictions: list[Tensor], padding: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -15,15 +15,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 from omnissl.objectives._global_stats import global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import ema_update, make_teacher
 from omnissl.objectives.mae import encode_visible
 from omnissl.objectives.masking import TokenDecoder
 from omnissl.objectives.multiview import need_views
-from omnissl.registry import OBJECTIVES
-from omnissl.types import ObjectiveOutput, TokenEncoder, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import ObjectiveOutput, TokenEncoder, ViewSet
 
 
 def layer_average_target(hidden_states: list[Tensor], *, top_k: int) -> Tensor:

@@ -23,8 +23,8 @@ from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import DINOHead
 from omnissl.objectives.multiview import need_views, run_views
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def dino_cross_entropy(teacher: list[Tensor], student: list[Tensor], center: Tensor, *, teacher_temp: float,

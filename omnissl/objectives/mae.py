@@ -1,6 +1,6 @@
 """MAE (He et al., 2022, "Masked Autoencoders Are Scalable Vision Learners"), generic over token sequences.
 
-The modality's :class:`~omnissl.types.TokenEncoder` supplies ``tokenize(x) → (B, N, D)`` (positions added) and
+The modality's :class:`~omnissl.core.types.TokenEncoder` supplies ``tokenize(x) → (B, N, D)`` (positions added) and
 ``reconstruction_target(x) → (B, N, P)``. A random ``mask_ratio`` of the real tokens is dropped per sample; the
 encoder runs on the visible ``(B, L ≈ (1 − ratio)·N, D)`` only — the source of MAE's compute saving — and a light
 decoder with mask tokens predicts all ``(B, N, P)``. Loss: per-token mean squared error on masked positions only,
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from omnissl.errors import ConfigError, DataError
+from omnissl.core.errors import ConfigError, DataError
 from omnissl.objectives._global_stats import global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.objectives.masking import MaskPlan, TokenDecoder, gather_tokens, random_masking
 from omnissl.objectives.multiview import need_views
-from omnissl.registry import OBJECTIVES
-from omnissl.types import EncoderOutput, ObjectiveOutput, TokenEncoder, TokenSequence, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import EncoderOutput, ObjectiveOutput, TokenEncoder, TokenSequence, ViewSet
 
 
 def reconstruction_dim(encoder: TokenEncoder, given: int | None) -> int:

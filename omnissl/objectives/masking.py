@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 
 
 @dataclass

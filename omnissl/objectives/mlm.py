@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from omnissl.errors import IncompatibleError
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 IGNORE = -100  # the label of every position that is not predicted (PyTorch's cross-entropy ignore_index)
 

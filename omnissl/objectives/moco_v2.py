@@ -23,15 +23,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat_nograd, world_size
-from omnissl.errors import ConfigError
+from omnissl.core.collectives import gather_cat_nograd, world_size
+from omnissl.core.errors import ConfigError
 from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def moco_logits(q: Tensor, k: Tensor, queue: Tensor, *, temperature: float) -> Tensor:

@@ -17,13 +17,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat, gather_cat_nograd
+from omnissl.core.collectives import gather_cat, gather_cat_nograd
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def moco_v3_contrastive(q: Tensor, k: Tensor, *, temperature: float) -> Tensor:

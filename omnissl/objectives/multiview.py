@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_flatten
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 
 
 def _key(view: Any) -> tuple[Any, ...] | None:

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.objectives.clip import PairedProjector
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def siglip_loss(a: Tensor, b: Tensor, *, log_scale: Tensor, bias: Tensor) -> Tensor:

@@ -7,8 +7,8 @@ import torch
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import nt_xent
 from omnissl.objectives.heads import MLPHead
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 class SimCLR(Objective):

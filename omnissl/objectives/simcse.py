@@ -16,8 +16,8 @@ from torch import nn
 
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import info_nce, nt_xent
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def _stackable(a: Any, b: Any) -> bool:

@@ -14,13 +14,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 from omnissl.objectives._global_stats import gather_rows, global_log, sample_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.heads import MLPHead, Prototypes
 from omnissl.objectives.multiview import need_views, run_views
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 @torch.no_grad()

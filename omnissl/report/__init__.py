@@ -8,8 +8,8 @@ from typing import Any
 
 
 def write_report(run_dir: str | Path, **kwargs: Any) -> Path:
-    """See :func:`omnissl.report.build.write_report` (imported lazily: matplotlib loads only when used)."""
-    from omnissl.report.build import write_report as _write
+    """See :func:`omnissl.report.page.write_report` (imported lazily: matplotlib loads only when used)."""
+    from omnissl.report.page import write_report as _write
 
     return _write(run_dir, **kwargs)
 

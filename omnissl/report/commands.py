@@ -1,5 +1,5 @@
 """The ``report``, ``compare``, ``embed`` and ``export`` verbs, plus the hooks ``train``/``eval`` call:
-the automatic report and the fine-tuning mode of ``eval``. :mod:`omnissl.cli` only wires these in."""
+the automatic report and the fine-tuning mode of ``eval``. :mod:`omnissl.cli.main` only wires these in."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 
 
 def auto_report(run_dir: Path, *, data_root: str | None = None, embed: bool = True) -> None:
@@ -67,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from omnissl.compare import CompareSettings, build_candidates, markdown_table, run_compare
+    from omnissl.workflows.compare import CompareSettings, build_candidates, markdown_table, run_compare
     from omnissl.report.compare_page import write_compare_outputs
     from omnissl.train.distributed import resolve_device
 
@@ -90,7 +90,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from omnissl.export import export_run
+    from omnissl.workflows.export import export_run
 
     for path in export_run(Path(args.run_dir), args.out, checkpoint=args.checkpoint, data_root=args.data_root,
                            overwrite=args.overwrite):
@@ -99,10 +99,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from omnissl.assemble import build_data
-    from omnissl.config import load_recipe
-    from omnissl.export import CONFIG_NAME, check_output, embedding_paths, load_exported, write_embeddings
-    from omnissl.session import load_trained
+    from omnissl.train.assemble import build_data
+    from omnissl.core.config import load_recipe
+    from omnissl.workflows.export import CONFIG_NAME, check_output, embedding_paths, load_exported, write_embeddings
+    from omnissl.workflows.session import load_trained
 
     target = Path(args.target)
     # Before loading anything: a refusal should not cost a model load and a pass over the dataset.
@@ -162,7 +162,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="decision table: raw / random init / SSL runs / public backbones")
-    # Named "overrides" so KEY=VALUE given after options is collected too (see omnissl.cli.main).
+    # Named "overrides" so KEY=VALUE given after options is collected too (see omnissl.cli.main.main).
     p.add_argument("overrides", nargs="*", metavar="RUN_DIR", help="SSL run directories, then KEY=VALUE overrides")
     p.add_argument("--recipe", help="recipe naming the dataset and eval protocol (default: the first run's)")
     p.add_argument("--public", action="append", metavar="[LABEL=]SPEC",

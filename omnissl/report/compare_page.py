@@ -34,7 +34,7 @@ def finetune_settings(settings: dict[str, Any]) -> str:
 
 
 def write_compare_outputs(result: dict[str, Any], out_dir: Path, *, command: str = "") -> dict[str, Path]:
-    from omnissl.compare import markdown_table
+    from omnissl.workflows.compare import markdown_table
 
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = out_dir / "figures"

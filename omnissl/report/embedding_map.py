@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from omnissl.report.plots import _save, plt
-from omnissl.types import class_name
+from omnissl.core.types import class_name
 
 
 def tsne_2d(features: Tensor, *, seed: int = 0) -> np.ndarray:

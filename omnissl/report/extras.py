@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from omnissl.report.plots import _save, plt
-from omnissl.types import class_name
+from omnissl.core.types import class_name
 
 
 def is_image_batch(x: Any) -> bool:

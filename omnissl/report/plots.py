@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # headless: reports are written on servers and in CI
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 Record = dict[str, Any]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 from omnissl.eval.summary import score
 from omnissl.report.html import Section
 
@@ -78,7 +78,7 @@ def knn_references(evaluation: dict[str, Any] | None) -> dict[str, dict[int, flo
 
 def train_settings(run_dir: Path) -> dict[str, Any]:
     """The run's ``train`` block from ``recipe.yaml`` with the recipe defaults filled in ({} without a recipe)."""
-    from omnissl.config import TrainConfig, read_yaml_file
+    from omnissl.core.config import TrainConfig, read_yaml_file
 
     path = run_dir / "recipe.yaml"
     if not path.is_file():
@@ -116,7 +116,7 @@ def missing_curves(records: list[dict[str, Any]], train: dict[str, Any]) -> list
 
 def recipe_text(path: Path) -> str:
     """The recipe as readable YAML: ``recipe.yaml`` is written ASCII-escaped ("\\u2014"), shown with its characters."""
-    from omnissl.config import read_yaml_file
+    from omnissl.core.config import read_yaml_file
 
     try:
         return yaml.safe_dump(read_yaml_file(path), sort_keys=False, allow_unicode=True)

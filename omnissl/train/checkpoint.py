@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from omnissl.errors import CheckpointError
+from omnissl.core.errors import CheckpointError
 
 _PATTERN = re.compile(r"^step_(\d+)\.pt$")
 # What atomic_save names its temp files (tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")); a kill leaves them.

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from omnissl.augment.policy import make_views
-from omnissl.types import DataBundle, to_device
+from omnissl.core.types import DataBundle, to_device
 
 WARM_IF_UNDER_S = 1.0  # a second, warm timing costs at most this much more
 

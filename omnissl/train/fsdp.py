@@ -1,6 +1,6 @@
 """FSDP2 (``torch.distributed.fsdp.fully_shard``) for ViT-scale models, and the full-state checkpoint round trip.
 
-Each block of every :class:`omnissl.transformer.TransformerTrunk` is its own FSDP unit (its weights are gathered
+Each block of every :class:`omnissl.nn.transformer.TransformerTrunk` is its own FSDP unit (its weights are gathered
 just before it runs and freed after), and the objective root holds the rest (tokenizers, heads, teachers). Sharded
 parameters are DTensors; the checkpoint file still holds the *full* unsharded state dict (gathered to CPU on rank 0),
 keyed exactly like the unwrapped objective's ``state_dict()``, so evaluation, export and a single-process run read an
@@ -25,7 +25,7 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
-from omnissl.transformer import TransformerTrunk
+from omnissl.nn.transformer import TransformerTrunk
 
 # Gathered on every rank (the collective needs them all), kept on CPU by rank 0 only: GPU memory never holds a
 # second full copy of a model that was sharded because it did not fit.

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from omnissl.errors import OmnisslError
+from omnissl.core.errors import OmnisslError
 
 
 class NonFiniteLossError(OmnisslError, FloatingPointError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from omnissl.assemble import Assembled
-from omnissl.config import TrainConfig
+from omnissl.train.assemble import Assembled
+from omnissl.core.config import TrainConfig
 from omnissl.eval.features import extract_features, limit
 from omnissl.eval.knn import knn_accuracy
 from omnissl.train.distributed import autocast_dtype

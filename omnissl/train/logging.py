@@ -12,7 +12,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from omnissl.errors import CheckpointError, RunDirectoryError
+from omnissl.core.errors import CheckpointError, RunDirectoryError
 from omnissl.train.checkpoint import atomic_write
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omnissl.config import TrainConfig
-from omnissl.errors import OmnisslError
-from omnissl.monitor import CollapseMonitor, collapse_stats
+from omnissl.core.config import TrainConfig
+from omnissl.core.errors import OmnisslError
+from omnissl.eval.collapse import CollapseMonitor, collapse_stats
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.knn_monitor import KnnMonitor
 from omnissl.train.logging import MetricsWriter

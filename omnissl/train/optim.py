@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from omnissl.config import TrainConfig
+from omnissl.core.config import TrainConfig
 
 
 class LARS(torch.optim.Optimizer):

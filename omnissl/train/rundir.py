@@ -17,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from omnissl.errors import RunDirectoryError
+from omnissl.core.errors import RunDirectoryError
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.logging import write_note
 

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnissl.assemble import Assembled
+from omnissl.train.assemble import Assembled
 from omnissl.augment.policy import make_views
-from omnissl.config import TrainConfig, dump_recipe
-from omnissl.data import training_loader
+from omnissl.core.config import TrainConfig, dump_recipe
+from omnissl.data.tensors import training_loader
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import all_agree, autocast_dtype, init_distributed
 from omnissl.train.guard import NonFiniteLossError, all_finite, bad_weights_error, describe, nonfinite_entries
@@ -32,7 +32,7 @@ from omnissl.train.progress import Progress
 from omnissl.train.result import TrainResult
 from omnissl.train.rundir import RunLock, prepare_run_dir
 from omnissl.train.strategy import gradient_sync, load_model_state, local_tensors, model_state, prepare_model, uses_fsdp
-from omnissl.types import batch_size_of, to_device
+from omnissl.core.types import batch_size_of, to_device
 
 __all__ = [
     "CollapseError",

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnissl.config import TrainConfig
-from omnissl.errors import ConfigError
+from omnissl.core.config import TrainConfig
+from omnissl.core.errors import ConfigError
 from omnissl.train.distributed import DistInfo
-from omnissl.transformer import TransformerTrunk
+from omnissl.nn.transformer import TransformerTrunk
 
 
 def has_batchnorm(module: nn.Module) -> bool:
@@ -59,7 +59,7 @@ def prepare_model(objective: nn.Module, *, config: TrainConfig, dist: DistInfo,
     check_strategy(config, dist)
     sync_bn = config.sync_batchnorm if config.sync_batchnorm is not None else has_batchnorm(objective)
     if sync_bn and dist.enabled and has_batchnorm(objective):
-        from omnissl.sync_batchnorm import convert_sync_batchnorm  # only distributed runs need it
+        from omnissl.nn.sync_batchnorm import convert_sync_batchnorm  # only distributed runs need it
 
         objective = convert_sync_batchnorm(objective)
         notes.append(f"sync_batchnorm: BatchNorm statistics over the global batch of {dist.world_size} processes")

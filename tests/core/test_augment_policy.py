@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from omnissl.augment.policy import build_policy
-from omnissl.config import Augment, recipe_from_dict
-from omnissl.errors import ConfigError
+from omnissl.core.config import Augment, recipe_from_dict
+from omnissl.core.errors import ConfigError
 
 
 def _augment(raw: dict) -> Augment:

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from omnissl.errors import DataError
-from omnissl.registry import DATASETS, load_plugins
-from omnissl.types import DataBundle, class_name
+from omnissl.core.errors import DataError
+from omnissl.core.registry import DATASETS, load_plugins
+from omnissl.core.types import DataBundle, class_name
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DIGITS = [str(d) for d in range(10)]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from omnissl.assemble import assemble
-from omnissl.config import apply_overrides, load_recipe, recipe_from_dict
-from omnissl.errors import ConfigError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import apply_overrides, load_recipe, recipe_from_dict
+from omnissl.core.errors import ConfigError
 
 BASE = {
     "name": "t",
@@ -102,8 +102,8 @@ def test_missing_plugin_is_reported() -> None:
 
 def test_incompatible_encoder_and_objective_is_a_clear_error() -> None:
     from omnissl.objectives.base import require_output
-    from omnissl.registry import ENCODERS
-    from omnissl.errors import IncompatibleError
+    from omnissl.core.registry import ENCODERS
+    from omnissl.core.errors import IncompatibleError
 
     cnn = ENCODERS.get("resnet10").builder()
     with pytest.raises(IncompatibleError, match="needs tokens outputs"):
@@ -111,8 +111,8 @@ def test_incompatible_encoder_and_objective_is_a_clear_error() -> None:
 
 
 def test_random_init_baseline_asks_pretrained_builders_for_random_weights() -> None:
-    from omnissl.assemble import build_data, random_init_encoders
-    from omnissl.registry import ENCODERS
+    from omnissl.train.assemble import build_data, random_init_encoders
+    from omnissl.core.registry import ENCODERS
 
     seen = []
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import recipe_from_dict
-from omnissl.errors import CheckpointError, OmnisslError, RunDirectoryError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import recipe_from_dict
+from omnissl.core.errors import CheckpointError, OmnisslError, RunDirectoryError
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.logging import MetricsWriter
 from omnissl.train.runner import Trainer, read_metrics

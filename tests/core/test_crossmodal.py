@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from omnissl.eval.retrieval import recall_at_k, zero_shot_accuracy
 from omnissl.objectives.clip import MAX_LOG_SCALE, clip_loss
 from omnissl.objectives.siglip import siglip_loss
-from omnissl.paired import paired
+from omnissl.data.paired import paired
 
 
 def _pairs(seed: int = 0, b: int = 4, e: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +52,7 @@ def test_siglip_loss_equals_its_formula() -> None:
 
 def test_clip_temperature_stays_within_its_clamp() -> None:
     from omnissl.objectives.clip import CLIP
-    from omnissl.types import Encoder, EncoderOutput, ViewSet
+    from omnissl.core.types import Encoder, EncoderOutput, ViewSet
 
     class Tiny(Encoder):
         def __init__(self) -> None:
@@ -108,7 +108,7 @@ def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    from omnissl.collectives import gather_cat
+    from omnissl.core.collectives import gather_cat
 
     local = torch.full((2, 3), float(rank + 1), requires_grad=True)
     gathered = gather_cat(local)

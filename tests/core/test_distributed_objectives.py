@@ -1,6 +1,6 @@
 """Issue 20's headline check, for EVERY registered objective (a new one is covered with no new test code).
 
-The rule of :mod:`omnissl.collectives`: one fixed global batch of ``2B`` samples and its augmented views, built
+The rule of :mod:`omnissl.core.collectives`: one fixed global batch of ``2B`` samples and its augmented views, built
 once; (a) one process computes the loss and parameter gradients on all ``2B``; (b) two gloo ranks with ``B`` each
 compute their losses, which are averaged, and their gradients, which are all-reduced and divided by two, as DDP
 does. Both must agree within 1e-5 relative (loss) and ``‖g_ddp − g_single‖ ≤ 1e-5 ‖g_single‖`` (each parameter).
@@ -35,12 +35,12 @@ from omnissl_graph.graphmae import GraphMAE
 from torch import nn
 from torch_geometric.data import Batch, Data
 
-from omnissl.assemble import assemble
+from omnissl.train.assemble import assemble
 from omnissl.augment.policy import make_views
-from omnissl.config import load_recipe
-from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
-from omnissl.sync_batchnorm import convert_sync_batchnorm
-from omnissl.types import ViewSet
+from omnissl.core.config import load_recipe
+from omnissl.core.registry import ENCODERS, OBJECTIVES, load_plugins
+from omnissl.nn.sync_batchnorm import convert_sync_batchnorm
+from omnissl.core.types import ViewSet
 
 ROOT = Path(__file__).resolve().parents[2]
 B = 3  # rows per rank; odd, so that a non-batch draw is unlikely to be taken for a batch one

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from omnissl import registry
-from omnissl.errors import ConfigError, RegistryError
+from omnissl.core import registry
+from omnissl.core.errors import ConfigError, RegistryError
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH_MESSAGE = "plugin 'graph' needs torch_geometric: pip install 'omnissl[graph]'"
@@ -60,8 +60,8 @@ def test_graph_without_torch_geometric_is_unavailable_with_the_pip_command() -> 
     code = (
         "import sys, json\n"
         "sys.modules['torch_geometric'] = None\n"
-        "from omnissl.registry import ENCODERS, load_plugins, unavailable_plugins, require_plugins\n"
-        "from omnissl.errors import ConfigError, RegistryError\n"
+        "from omnissl.core.registry import ENCODERS, load_plugins, unavailable_plugins, require_plugins\n"
+        "from omnissl.core.errors import ConfigError, RegistryError\n"
         "out = {'loaded': load_plugins(), 'unavailable': {k: str(v) for k, v in unavailable_plugins().items()},\n"
         "       'modules': sorted(m for m in sys.modules if m.startswith('omnissl_graph'))}\n"
         "try:\n"
@@ -121,7 +121,7 @@ def test_a_missing_extra_is_found_from_metadata_without_importing_the_plugin(fre
 
 
 def test_a_failed_import_of_a_declared_dependency_rolls_back_what_the_plugin_registered(fresh_registry: Path) -> None:
-    body = ("from omnissl.registry import ENCODERS\n"
+    body = ("from omnissl.core.registry import ENCODERS\n"
             "ENCODERS.register('halfway_encoder', description='registered before the import fails')(lambda: None)\n"
             "raise ModuleNotFoundError(\"No module named 'tqdm'\", name='tqdm')\n")
     _fake_plugin(fresh_registry, name="half", body=body, requires=["tqdm>=4"])  # tqdm is installed: import path
@@ -148,7 +148,7 @@ def test_cli_list_and_a_graph_recipe_name_the_missing_extra() -> None:
     code = (
         "import sys, io, contextlib, json\n"
         "sys.modules['torch_geometric'] = None\n"
-        "from omnissl.cli import main\n"
+        "from omnissl.cli.main import main\n"
         "out, err = io.StringIO(), io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
         "    listed = main(['list', 'datasets'])\n"

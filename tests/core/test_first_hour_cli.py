@@ -1,6 +1,6 @@
 """The first hour at the command line (issue 22, items 1, 3 and 4): the resume hint and summary after Ctrl-C, the
 cost estimate of ``validate`` and ``train``, ``list --params``, and errors that say what to do next. In-process
-``omnissl.cli.main`` calls on tiny digits runs (no plugin re-import per test)."""
+``omnissl.cli.main.main`` calls on tiny digits runs (no plugin re-import per test)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 import omnissl.report.commands
-from omnissl import cli, session
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
+from omnissl import cli
+from omnissl.workflows import session
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
 from omnissl.train.estimate import count_parameters
 from omnissl.train.runner import Trainer, read_metrics
 

@@ -3,7 +3,7 @@ checkpoint and during a resume's metrics rewrite; resume (or restart, when there
 per-step records of ``metrics.jsonl`` must equal an uninterrupted run's, bit for bit (only ``time`` and
 ``samples_per_s`` differ between runs).
 
-Each run is ``omnissl.cli.main`` in a forked child of this process (imports done once, so a run takes about a
+Each run is ``omnissl.cli.main.main`` in a forked child of this process (imports done once, so a run takes about a
 second); the child installs its kill hook before training, so the kill lands exactly where asked.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import torch
 
-import omnissl.cli
+import omnissl.cli.main
 import omnissl.report.commands
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
 from omnissl.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,7 +92,7 @@ def _run(run: Path, *, resume: bool = False, hook: Hook | None = None, kill_afte
             omnissl.report.commands.auto_report = lambda *_args, **_kwargs: None  # plots are not under test
             if hook is not None:
                 hook()
-            code = omnissl.cli.main(argv)
+            code = omnissl.cli.main.main(argv)
         finally:
             os._exit(code)
     if kill_after_records is not None:
@@ -140,7 +140,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     # Import once here what every run needs (plugins, the dataset, TensorBoard): each forked run inherits it.
     from torch.utils.tensorboard import SummaryWriter  # noqa: F401
 
-    import omnissl.session
+    import omnissl.workflows.session
     import omnissl.train.runner  # noqa: F401
 
     assemble(load_recipe(DEMO, TINY))

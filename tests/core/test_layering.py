@@ -25,7 +25,7 @@ def test_core_source_has_no_plugin_imports() -> None:
 
 def test_importing_the_core_loads_no_plugin() -> None:
     code = (
-        "import sys, omnissl, omnissl.cli, omnissl.session, omnissl.train.runner, omnissl.eval.protocol\n"
+        "import sys, omnissl, omnissl.cli.main, omnissl.workflows.session, omnissl.train.runner, omnissl.eval.protocol\n"
         "import omnissl.components\n"
         "print(sorted(m for m in sys.modules if m.startswith('omnissl_')))"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from omnissl.errors import DataError
-from omnissl.paths import ALLOW_OUTSIDE_ENV, outside_paths, resolve_data_path
+from omnissl.core.errors import DataError
+from omnissl.core.paths import ALLOW_OUTSIDE_ENV, outside_paths, resolve_data_path
 
 
 def test_relative_path_is_joined_to_the_root(tmp_path):

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnissl.assemble import assemble
-from omnissl.cli import main
-from omnissl.config import load_recipe, load_yaml_text, recipe_differences, recipe_from_dict
-from omnissl.errors import ConfigError
-from omnissl.paths import ALLOW_OUTSIDE_ENV, outside_paths_allowed
+from omnissl.train.assemble import assemble
+from omnissl.cli.main import main
+from omnissl.core.config import load_recipe, load_yaml_text, recipe_differences, recipe_from_dict
+from omnissl.core.errors import ConfigError
+from omnissl.core.paths import ALLOW_OUTSIDE_ENV, outside_paths_allowed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "image" / "simclr_digits.yaml"
@@ -132,7 +132,7 @@ def test_a_builder_crash_is_a_config_error_naming_the_component() -> None:
 @pytest.mark.parametrize(("variant", "where"), [("{train.bach_size: 8}", r"variants\.gpu\.train\.bach_size"),
                                                 ("{encoder.widht: 8}", r"variants\.gpu\.encoder\.widht")])
 def test_validate_checks_every_variant(tmp_path: Path, variant: str, where: str) -> None:
-    from omnissl.session import validate
+    from omnissl.workflows.session import validate
 
     path = _recipe_file(tmp_path, f"variants:\n  fine: {{train.batch_size: 8}}\n  gpu: {variant}\n")
     with pytest.raises(ConfigError, match=where):
@@ -157,8 +157,8 @@ def test_train_refuses_synthetic_data(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "run").exists()
 
 
-VERBS = {"train": ("omnissl.cli._cmd_train", [str(DEMO)]), "validate": ("omnissl.cli._cmd_validate", [str(DEMO)]),
-         "eval": ("omnissl.cli._cmd_eval", ["RUN"]), "compare": ("omnissl.report.commands.cmd_compare", ["RUN"]),
+VERBS = {"train": ("omnissl.cli.main._cmd_train", [str(DEMO)]), "validate": ("omnissl.cli.main._cmd_validate", [str(DEMO)]),
+         "eval": ("omnissl.cli.main._cmd_eval", ["RUN"]), "compare": ("omnissl.report.commands.cmd_compare", ["RUN"]),
          "report": ("omnissl.report.commands.cmd_report", ["RUN"]),
          "export": ("omnissl.report.commands.cmd_export", ["RUN"]),
          "embed": ("omnissl.report.commands.cmd_embed", ["RUN", "--out", "x.npy"])}
@@ -187,8 +187,8 @@ def test_recipe_differences_names_key_paths() -> None:
 
 
 def test_resume_refusal_names_the_changed_key(tmp_path: Path) -> None:
-    from omnissl.config import dump_recipe
-    from omnissl.session import check_resume_matches
+    from omnissl.core.config import dump_recipe
+    from omnissl.workflows.session import check_resume_matches
 
     run = tmp_path / "run"
     run.mkdir()
@@ -214,7 +214,7 @@ def test_train_accepts_checkpoint_and_passes_it_to_the_trainer(tmp_path: Path, m
 
     fake_init.__signature__ = inspect.signature(runner.Trainer.__init__)  # type: ignore[attr-defined]
     monkeypatch.setattr(runner.Trainer, "__init__", fake_init)
-    monkeypatch.setattr("omnissl.session.check_resume_matches",
+    monkeypatch.setattr("omnissl.workflows.session.check_resume_matches",
                         lambda recipe, run_dir: seen.setdefault("checked", True))
     ckpt = tmp_path / "run" / "checkpoints" / "step_00000002.pt"
     with pytest.raises(Stop):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from omnissl.errors import RegistryError
-from omnissl.registry import ENCODERS, OBJECTIVES, REGISTRIES, Registry, load_plugins
+from omnissl.core.errors import RegistryError
+from omnissl.core.registry import ENCODERS, OBJECTIVES, REGISTRIES, Registry, load_plugins
 
 
 def test_duplicate_name_is_an_error() -> None:
@@ -39,7 +39,7 @@ def test_every_entry_has_a_description_and_keyword_only_builder() -> None:
 
 
 def test_cli_list_prints_components(capsys: pytest.CaptureFixture[str]) -> None:
-    from omnissl.cli import main
+    from omnissl.cli.main import main
 
     assert main(["list", "objectives"]) == 0
     out = capsys.readouterr().out

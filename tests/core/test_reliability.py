@@ -10,13 +10,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnissl.assemble import assemble
-from omnissl.config import recipe_from_dict
-from omnissl.errors import CheckpointError, OmnisslError
-from omnissl.registry import AUGMENTATIONS
+from omnissl.train.assemble import assemble
+from omnissl.core.config import recipe_from_dict
+from omnissl.core.errors import CheckpointError, OmnisslError
+from omnissl.core.registry import AUGMENTATIONS
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.runner import CollapseError, NonFiniteLossError, Trainer, read_metrics
-from omnissl.types import ObjectiveOutput
+from omnissl.core.types import ObjectiveOutput
 
 RAW = {"name": "rel", "data": {"name": "digits", "upscale": 8}, "encoder": {"name": "resnet10", "width": 4},
        "augment": {"global": {"ops": [{"name": "horizontal_flip"}]}},

@@ -31,7 +31,7 @@ CASES = {
 
 
 def _train(recipe: str, run: Path, overrides: list[str], root: Path, *, resume: bool = False) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "omnissl.cli", "train", recipe, "--run-dir", str(run), "--no-eval",
+    args = [sys.executable, "-m", "omnissl.cli.main", "train", recipe, "--run-dir", str(run), "--no-eval",
             "--data-root", str(root), *overrides]
     return subprocess.Popen(args + (["--resume"] if resume else []), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ})

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import recipe_from_dict
-from omnissl.errors import ConfigError, RunDirectoryError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import recipe_from_dict
+from omnissl.core.errors import ConfigError, RunDirectoryError
 from omnissl.train.runner import Trainer, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ TINY = ["encoder.width=8", "objective.hidden_dim=32", "objective.projection_dim=
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "omnissl.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "omnissl.cli.main", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
 
 
@@ -105,7 +105,7 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(tmp_path: Path)
     expected = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "ref") if "loss" in r}
 
     run = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "omnissl.cli", "train", str(DEMO), "--run-dir", str(run),
+    process = subprocess.Popen([sys.executable, "-m", "omnissl.cli.main", "train", str(DEMO), "--run-dir", str(run),
                                 "--no-eval", *steps], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -124,7 +124,7 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(tmp_path: Path)
 
 def test_sigterm_finishes_the_step_and_checkpoints(tmp_path: Path) -> None:
     run = tmp_path / "term"
-    process = subprocess.Popen([sys.executable, "-m", "omnissl.cli", "train", str(DEMO), "--run-dir", str(run),
+    process = subprocess.Popen([sys.executable, "-m", "omnissl.cli.main", "train", str(DEMO), "--run-dir", str(run),
                                 "--no-eval", "train.steps=100000", *TINY], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
@@ -142,7 +142,7 @@ def test_sigterm_finishes_the_step_and_checkpoints(tmp_path: Path) -> None:
 def test_ddp_two_processes_with_gloo(tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "omnissl.cli", "train", str(DEMO), "--run-dir", str(run), "--no-eval",
+               "-m", "omnissl.cli.main", "train", str(DEMO), "--run-dir", str(run), "--no-eval",
                "train.steps=3", "train.checkpoint_every=3", *TINY]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

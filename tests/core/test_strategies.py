@@ -14,15 +14,15 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.errors import ConfigError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.core.errors import ConfigError
 from omnissl.train.checkpoint import load_checkpoint
 from omnissl.train.distributed import DistInfo
 from omnissl.train.runner import Trainer, read_metrics
 from omnissl.train.strategy import check_strategy, set_activation_checkpointing
-from omnissl.transformer import TransformerTrunk
-from omnissl.types import TokenSequence
+from omnissl.nn.transformer import TransformerTrunk
+from omnissl.core.types import TokenSequence
 
 ROOT = Path(__file__).resolve().parents[2]
 MAE = ["encoder.dim=16", "encoder.depth=2", "encoder.heads=2", "objective.decoder_dim=16",

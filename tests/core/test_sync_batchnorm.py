@@ -1,4 +1,4 @@
-"""omnissl.sync_batchnorm: BatchNorm over the global batch on gloo, bit-identical BatchNorm in one process."""
+"""omnissl.nn.sync_batchnorm: BatchNorm over the global batch on gloo, bit-identical BatchNorm in one process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from omnissl.sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
+from omnissl.nn.sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
 # name → (BatchNorm factory, global input shape, rows per rank): uneven rows check the count-weighted combination.
 CASES = {

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from omnissl.assemble import assemble
-from omnissl.config import recipe_from_dict
+from omnissl.train.assemble import assemble
+from omnissl.core.config import recipe_from_dict
 from omnissl.train import progress as progress_module
 from omnissl.train.runner import Trainer
 

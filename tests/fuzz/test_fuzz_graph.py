@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from omnissl_graph.csv_graphs import graph_csv
 from omnissl_graph.readers import read_cora_npz, read_tu_graphs
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from omnissl.errors import DataError
-from omnissl.registry import DATASETS
+from omnissl.core.errors import DataError
+from omnissl.core.registry import DATASETS
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 image_npz = DATASETS.get("image_npz").builder

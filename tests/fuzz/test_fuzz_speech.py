@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from omnissl_speech.data import audio_folder, audio_manifest, fsdd
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from omnissl_tabular.datasets import read_adult, tabular_file
 from omnissl_tabular.schema import TabularSchema
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from omnissl_text.data import load_ag_news, load_sst2, read_text_file
 from omnissl_text.tokenization import load_tokenizer, train_tokenizer
 
-from omnissl.errors import ConfigError, DataError
+from omnissl.core.errors import ConfigError, DataError
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

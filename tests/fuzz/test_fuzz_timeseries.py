@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from omnissl_timeseries.data import timeseries_files, ucr_uea
 from omnissl_timeseries.tsfile import read_ts
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 pytestmark = pytest.mark.usefixtures("one_thread")

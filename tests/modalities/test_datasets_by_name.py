@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.errors import ConfigError, DataError
-from omnissl.registry import DATASETS, load_plugins
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.core.errors import ConfigError, DataError
+from omnissl.core.registry import DATASETS, load_plugins
 from omnissl.train.runner import read_metrics, train
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "graph"

@@ -18,11 +18,11 @@ from omnissl_graph.graphcl import graphcl_loss
 from omnissl_graph.graphmae import build_graphmae, sce_loss
 from torch_geometric.data import Batch
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.errors import DataError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.core.errors import DataError
 from omnissl.objectives.contrastive import nt_xent
-from omnissl.registry import AUGMENTATIONS, load_plugins
+from omnissl.core.registry import AUGMENTATIONS, load_plugins
 from omnissl.train.runner import read_metrics, train
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "graph"

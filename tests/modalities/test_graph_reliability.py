@@ -11,8 +11,8 @@ import torch
 from omnissl_graph.csv_graphs import graph_csv
 from omnissl_graph.data import cora, tu_dataset
 
-from omnissl.errors import DataError
-from omnissl.paths import outside_paths
+from omnissl.core.errors import DataError
+from omnissl.core.paths import outside_paths
 
 CORA_RAW = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from omnissl.errors import DataError
-from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS
+from omnissl.core.errors import DataError
+from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS
 
 IMAGE_OPS = [e.name for e in AUGMENTATIONS.entries() if e.modality == "image"]
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from omnissl.errors import DataError
-from omnissl.paths import outside_paths
-from omnissl.registry import DATASETS
+from omnissl.core.errors import DataError
+from omnissl.core.paths import outside_paths
+from omnissl.core.registry import DATASETS
 
 image_npz = DATASETS.get("image_npz").builder
 image_folder = DATASETS.get("image_folder").builder

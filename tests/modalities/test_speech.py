@@ -11,11 +11,11 @@ import pytest
 import soundfile
 import torch
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.errors import DataError, IncompatibleError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.core.errors import DataError, IncompatibleError
 from omnissl.train.runner import Trainer, read_metrics
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 from omnissl_speech import augment as A
 from omnissl_speech.data import audio_folder, audio_manifest, fsdd
 from omnissl_speech.encoders import build_mel_cnn, build_spec_transformer, build_wav2vec2

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from omnissl.errors import DataError
-from omnissl.paths import outside_paths
+from omnissl.core.errors import DataError
+from omnissl.core.paths import outside_paths
 from omnissl_speech.data import audio_folder, audio_manifest, fsdd
 
 

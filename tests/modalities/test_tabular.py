@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from omnissl.errors import DataError
-from omnissl.types import ViewSet
+from omnissl.core.errors import DataError
+from omnissl.core.types import ViewSet
 from omnissl_tabular.augment import FeatureMask, ScarfCorruption, bernoulli_mask
 from omnissl_tabular.data import TabularMarginals, read_table
 from omnissl_tabular.datasets import adult, read_adult, tabular_file
@@ -218,7 +218,7 @@ def test_encoders_shapes_tokens_and_reconstruction_target() -> None:
     out = ft(x)
     assert out.pooled.shape == (5, 16) and out.tokens.shape == (5, 5, 16)
     sequence = ft.tokenize(x)
-    from omnissl.types import TokenSequence
+    from omnissl.core.types import TokenSequence
 
     subset = ft.encode_tokens(TokenSequence(tokens=sequence.tokens[:, [0, 4]]))  # MAE runs on visible tokens
     assert subset.tokens.shape == (5, 2, 16)
@@ -244,8 +244,8 @@ def test_label_subset_is_stratified_and_probe_runs() -> None:
 
 @pytest.mark.parametrize("recipe", ["scarf", "vime", "simclr", "mae"])
 def test_recipe_trains_a_few_steps_on_adult(recipe: str, data_root: Path, tmp_path: Path) -> None:
-    from omnissl.assemble import assemble
-    from omnissl.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.core.config import load_recipe
     from omnissl.train.runner import train
 
     overrides = ["data.max_train=512", "data.max_test=128", "train.steps=4", "train.batch_size=64",
@@ -261,8 +261,8 @@ def test_recipe_trains_a_few_steps_on_adult(recipe: str, data_root: Path, tmp_pa
 def test_the_fitted_schema_is_copied_into_the_run_directory(tmp_path: Path) -> None:
     import json as _json
 
-    from omnissl.assemble import assemble
-    from omnissl.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.core.config import load_recipe
     from omnissl.train.runner import Trainer
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes/tabular/scarf_breast_cancer.yaml",

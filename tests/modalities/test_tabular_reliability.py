@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omnissl.errors import DataError
-from omnissl.paths import ALLOW_OUTSIDE_ENV
+from omnissl.core.errors import DataError
+from omnissl.core.paths import ALLOW_OUTSIDE_ENV
 from omnissl_tabular.data import read_table
 from omnissl_tabular.datasets import ADULT_COLUMNS, read_adult, tabular_file
 from omnissl_tabular.schema import TabularSchema

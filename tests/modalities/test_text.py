@@ -13,15 +13,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from omnissl.assemble import assemble
-from omnissl.config import load_recipe
-from omnissl.errors import ConfigError, DataError, IncompatibleError
+from omnissl.train.assemble import assemble
+from omnissl.core.config import load_recipe
+from omnissl.core.errors import ConfigError, DataError, IncompatibleError
 from omnissl.objectives.causal_lm import build_causal_lm, shift_targets
 from omnissl.objectives.mlm import IGNORE, build_mlm, mask_tokens
 from omnissl.objectives.simcse import build_simcse
-from omnissl.registry import load_plugins
+from omnissl.core.registry import load_plugins
 from omnissl.train.runner import Trainer
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 from omnissl_text.augment import local_shuffle, span_crop, token_deletion
 from omnissl_text.collate import PadCollate
 from omnissl_text.data import ag_news, read_text_file, sst2, text_file
@@ -359,7 +359,7 @@ def test_mlm_learns_on_real_text(sst2_bundle) -> None:
 
 
 def test_label_captions_hold_out_templates_for_zero_shot() -> None:
-    from omnissl.registry import DATASETS
+    from omnissl.core.registry import DATASETS
 
     bundle = DATASETS.get("label_captions").builder(class_set="digits", test_templates=2)
     train_texts, test_texts = set(bundle.train.texts), set(bundle.test.texts)

@@ -12,7 +12,7 @@ from omnissl_text.data import read_text_file, text_file
 from omnissl_text.encoders import build_hf_local
 from omnissl_text.tokenization import load_tokenizer, resolve_local_dir
 
-from omnissl.errors import ConfigError, DataError
+from omnissl.core.errors import ConfigError, DataError
 
 
 class Payload:

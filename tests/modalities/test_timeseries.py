@@ -19,9 +19,9 @@ from omnissl_timeseries.ts2vec import (
 )
 from omnissl_timeseries.tsfile import read_ts
 
-from omnissl.errors import DataError, IncompatibleError
-from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, load_plugins
-from omnissl.types import TokenEncoder, ViewSet
+from omnissl.core.errors import DataError, IncompatibleError
+from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, load_plugins
+from omnissl.core.types import TokenEncoder, ViewSet
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -334,8 +334,8 @@ SMALL_TRANSFORMER = ["encoder.depth=1", "encoder.dim=16", "objective.decoder_dim
     ("mae", "JapaneseVowels", SMALL_TRANSFORMER)])
 def test_recipe_trains_a_few_steps_on_real_data(recipe_name: str, dataset: str, small: list[str], data_root: Path,
                                                 tmp_path: Path) -> None:
-    from omnissl.assemble import assemble
-    from omnissl.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.core.config import load_recipe
     from omnissl.train.runner import read_metrics, train
 
     recipe = load_recipe(RECIPES / f"{recipe_name}.yaml", [

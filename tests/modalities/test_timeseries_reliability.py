@@ -13,8 +13,8 @@ from omnissl_timeseries.data import timeseries_files, ucr_uea
 from omnissl_timeseries.readers import read_npy, read_npz
 from omnissl_timeseries.tsfile import read_ts
 
-from omnissl.errors import DataError
-from omnissl.paths import ALLOW_OUTSIDE_ENV
+from omnissl.core.errors import DataError
+from omnissl.core.paths import ALLOW_OUTSIDE_ENV
 
 TS = "@problemName T\n@univariate true\n@equalLength false\n@classLabel true a b\n@data\n"
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
+from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
 
 
 class TinyEncoder(Encoder):

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from omnissl.objectives.byol import build_byol, byol_loss
 from omnissl.objectives.simsiam import build_simsiam, negative_cosine
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 
 def test_byol_loss_by_hand() -> None:

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from omnissl.errors import IncompatibleError
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives.cpc import build_cpc, cpc_loss
-from omnissl.types import Encoder, EncoderOutput, ViewSet
+from omnissl.core.types import Encoder, EncoderOutput, ViewSet
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -111,7 +111,7 @@ def test_cpc_objective_backpropagates_and_rejects_pooled_only_encoders() -> None
 
 def test_cpc_learns_on_real_series(data_root: Path) -> None:
     """A few optimiser steps on GunPoint (causal CNN frames) lower the CPC loss on a fixed batch."""
-    from omnissl.registry import DATASETS, ENCODERS
+    from omnissl.core.registry import DATASETS, ENCODERS
 
     bundle = DATASETS.get("ucr_uea").builder(dataset="GunPoint", data_root=data_root)
     x = bundle.train.values[:16]

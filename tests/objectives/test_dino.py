@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from omnissl.objectives.dino import build_dino, dino_cross_entropy, teacher_temperature
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 
 def test_dino_cross_entropy_by_hand() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from omnissl.config import TrainConfig
+from omnissl.core.config import TrainConfig
 from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
 from omnissl.train.optim import build_optimizer
 

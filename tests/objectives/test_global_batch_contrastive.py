@@ -2,7 +2,7 @@
 DDP-averaged gradients and the logs of one process with the 2B rows — for SimCLR, SimCSE, MoCo v2/v3, BYOL, SimSiam,
 CLIP, SigLIP, SCARF, VIME, GraphCL, GRACE and TS-TCC — and MoCo v2's queue ends up as one process would fill it.
 
-BatchNorm in the heads runs as ``omnissl.sync_batchnorm`` (bit-identical to BatchNorm in one process). Encoders have
+BatchNorm in the heads runs as ``omnissl.nn.sync_batchnorm`` (bit-identical to BatchNorm in one process). Encoders have
 no dropout: per-rank dropout masks cannot match one process's draws, and the loss algebra is what is checked here.
 """
 
@@ -19,8 +19,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor, nn
 
-from omnissl.sync_batchnorm import convert_sync_batchnorm
-from omnissl.types import Encoder, EncoderOutput, ViewSet
+from omnissl.nn.sync_batchnorm import convert_sync_batchnorm
+from omnissl.core.types import Encoder, EncoderOutput, ViewSet
 
 ROWS, FEATURES, SEQ = 8, 6, 6  # global batch of 8 rows: 4 per rank
 WORLD = 2
@@ -59,14 +59,14 @@ def _pair_views(rows: slice) -> ViewSet:
 
 def _single(kind: str, **params: Any) -> Callable[[], tuple[nn.Module, Callable[[slice], Any]]]:
     def make() -> tuple[nn.Module, Callable[[slice], Any]]:
-        from omnissl.registry import OBJECTIVES
+        from omnissl.core.registry import OBJECTIVES
         return OBJECTIVES.get(kind).builder(encoder=RowEncoder(), **params), _pair_views
     return make
 
 
 def _paired(kind: str) -> Callable[[], tuple[nn.Module, Callable[[slice], Any]]]:
     def make() -> tuple[nn.Module, Callable[[slice], Any]]:
-        from omnissl.registry import OBJECTIVES
+        from omnissl.core.registry import OBJECTIVES
         objective = OBJECTIVES.get(kind).builder(encoders={"a": RowEncoder(), "b": RowEncoder(in_features=4)}, embed_dim=8)
         return objective, lambda rows: {"a": ViewSet(global_views=[_rows(1, FEATURES)[rows]]),
                                         "b": ViewSet(global_views=[_rows(2, 4)[rows]])}
@@ -95,7 +95,7 @@ class _VimeFixedDraws(nn.Module):
 
     def forward(self, pair: tuple[dict[str, Tensor], dict[str, Tensor]]) -> Any:
         from omnissl.objectives._global_stats import global_log
-        from omnissl.types import ObjectiveOutput
+        from omnissl.core.types import ObjectiveOutput
         mask_loss, reconstruction, h = self.vime.losses(*pair)
         return ObjectiveOutput(loss=mask_loss + 2.0 * reconstruction, embeddings=h,
                                logs={"mask_bce": global_log(mask_loss), "reconstruction": global_log(reconstruction)})

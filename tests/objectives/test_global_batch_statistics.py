@@ -1,9 +1,9 @@
 """Global-batch objectives: 2 gloo ranks with B samples each give the loss and the (DDP-averaged) parameter
-gradients of one process with the 2B-sample global batch, within 1e-5 relative (the rule of omnissl.collectives).
+gradients of one process with the 2B-sample global batch, within 1e-5 relative (the rule of omnissl.core.collectives).
 
 Each case runs two forwards in training mode on the same batch and backpropagates their sum, so state updated
 between them (DINO's centre, SwAV's queue) must also be the global batch's. BatchNorm in heads goes through
-omnissl.sync_batchnorm. Random draws inside forward (MAE/data2vec masks, MLM corruption) are made identical
+omnissl.nn.sync_batchnorm. Random draws inside forward (MAE/data2vec masks, MLM corruption) are made identical
 between the set-ups by patching the sampler: it draws for the whole global batch from a fixed seed and hands rank r
 rows r·B:(r+1)·B. Token batches carry padding of varying length, so per-rank token counts differ and only a
 count-aware normalisation (local_share) can match.
@@ -29,11 +29,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.data import Batch, Data
 
-from omnissl.collectives import gather_cat_nograd
+from omnissl.core.collectives import gather_cat_nograd
 from omnissl.objectives import mae as mae_module
 from omnissl.objectives import mlm as mlm_module
-from omnissl.sync_batchnorm import convert_sync_batchnorm
-from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
+from omnissl.nn.sync_batchnorm import convert_sync_batchnorm
+from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence, ViewSet
 
 B, WORLD = 4, 2
 # the real samplers, never a patch
@@ -125,7 +125,7 @@ def _rows(value: Any, rows: slice) -> Any:
 
 def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
     import omnissl.components  # noqa: F401 - registers the core objectives
-    from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
+    from omnissl.core.registry import ENCODERS, OBJECTIVES, load_plugins
     load_plugins()
 
     build = OBJECTIVES.get(name).builder

@@ -11,7 +11,7 @@ import omnissl.objectives.mae as mae_module
 from omnissl.objectives.data2vec import build_data2vec, layer_average_target
 from omnissl.objectives.mae import build_mae, masked_mse
 from omnissl.objectives.masking import random_masking
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 
 def test_random_masking_counts_without_padding() -> None:

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from omnissl.objectives.moco_v2 import build_moco_v2, moco_logits
 from omnissl.objectives.moco_v3 import build_moco_v3, moco_v3_contrastive
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 
 def test_moco_logits_and_loss_by_hand() -> None:

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from omnissl.objectives.swav import build_swav, sinkhorn_knopp, swapped_prediction
-from omnissl.types import ViewSet
+from omnissl.core.types import ViewSet
 
 
 def test_sinkhorn_rows_and_columns_sum_to_the_marginals() -> None:

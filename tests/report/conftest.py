@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from omnissl.cli import main
+from omnissl.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "image" / "simclr_digits.yaml"

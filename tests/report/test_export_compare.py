@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from omnissl.build import build_component
-from omnissl.cli import main
-from omnissl.compare import stratified_subset, verdict
-from omnissl.config import Component
+from omnissl.core.instantiate import build_component
+from omnissl.cli.main import main
+from omnissl.workflows.compare import stratified_subset, verdict
+from omnissl.core.config import Component
 from omnissl.eval.features import extract_features
 from omnissl.eval.finetune import FinetuneConfig, encoder_blocks, finetune, trainable_parameters
-from omnissl.export import CONFIG_NAME, export_encoder, load_exported
-from omnissl.registry import ENCODERS, load_plugins
-from omnissl.session import load_trained
+from omnissl.workflows.export import CONFIG_NAME, export_encoder, load_exported
+from omnissl.core.registry import ENCODERS, load_plugins
+from omnissl.workflows.session import load_trained
 
 
 def test_export_round_trip_rebuilds_the_encoder_without_the_recipe(tiny_run: Path, tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from omnissl.build import build_component
-from omnissl.cli import main
-from omnissl.config import Component
-from omnissl.errors import CheckpointError, ConfigError
-from omnissl.export import CONFIG_NAME, WEIGHTS_NAME, export_encoder, load_exported
-from omnissl.registry import ENCODERS, load_plugins
+from omnissl.core.instantiate import build_component
+from omnissl.cli.main import main
+from omnissl.core.config import Component
+from omnissl.core.errors import CheckpointError, ConfigError
+from omnissl.workflows.export import CONFIG_NAME, WEIGHTS_NAME, export_encoder, load_exported
+from omnissl.core.registry import ENCODERS, load_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "image" / "simclr_digits.yaml"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 from omnissl.report import write_report
 from omnissl.report.commands import auto_report
 from omnissl.report.embedding_map import knn_consistency
@@ -43,7 +43,7 @@ def test_train_writes_a_self_contained_report_every_image_loads_in_chromium(tiny
 
 def test_report_from_the_cli_on_an_existing_run_and_without_a_model(tiny_run: Path, tmp_path: Path,
                                                                     browser_image_check: Any) -> None:
-    from omnissl.cli import main
+    from omnissl.cli.main import main
 
     assert main(["report", str(tiny_run), "--points", "60"]) == 0
     # Curves-only report for a directory with just metrics: no model, no eval.json.
@@ -78,7 +78,7 @@ def test_knn_consistency_on_a_hand_checked_case() -> None:
 
 
 def test_unpatchify_inverts_the_vit_reconstruction_target() -> None:
-    from omnissl.registry import ENCODERS, load_plugins
+    from omnissl.core.registry import ENCODERS, load_plugins
 
     load_plugins()
     vit = ENCODERS.get("vit").builder(image_size=8, patch_size=4, in_channels=3, dim=16, depth=1, heads=2)
@@ -88,7 +88,7 @@ def test_unpatchify_inverts_the_vit_reconstruction_target() -> None:
 
 
 def test_mae_reconstruction_figure_for_an_image_mae(tmp_path: Path) -> None:
-    from omnissl.registry import ENCODERS, OBJECTIVES, load_plugins
+    from omnissl.core.registry import ENCODERS, OBJECTIVES, load_plugins
 
     load_plugins()
     vit = ENCODERS.get("vit").builder(image_size=8, patch_size=4, in_channels=1, dim=16, depth=1, heads=2,

@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from omnissl.cli import main
-from omnissl.compare import markdown_table
+from omnissl.cli.main import main
+from omnissl.workflows.compare import markdown_table
 from omnissl.eval.protocol import EvalReport, EvalRow
 from omnissl.eval.summary import mean_std, score
 from omnissl.report import embedding_map, extras, plots, write_report

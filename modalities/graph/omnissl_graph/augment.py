@@ -22,7 +22,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import subgraph as pyg_subgraph
 
-from omnissl.registry import AUGMENTATIONS
+from omnissl.core.registry import AUGMENTATIONS
 
 GraphOp = Callable[[Any], Any]
 

@@ -10,8 +10,8 @@ import difflib
 import re
 from pathlib import Path
 
-from omnissl.errors import ConfigError, DataError
-from omnissl.paths import resolve_data_path
+from omnissl.core.errors import ConfigError, DataError
+from omnissl.core.paths import resolve_data_path
 
 # A folder name, never a path: the name also prefixes file names (TU's <NAME>_A.txt), so '/' or '..' in it would
 # read files the recipe never named. Covers the TU and Planetoid spellings (IMDB-BINARY, MSRC_21C, nell.0.001).

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 
 def check_graph(graph: Data, where: str) -> None:

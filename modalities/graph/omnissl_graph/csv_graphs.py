@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from omnissl.errors import DataError
-from omnissl.paths import resolve_data_path
-from omnissl.registry import DATASETS
-from omnissl.textfiles import read_utf8
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.registry import DATASETS
+from omnissl.core.textfiles import read_utf8
+from omnissl.core.types import DataBundle
 from omnissl_graph.data import graph_bundle, synthetic_graphs
 
 
@@ -144,7 +144,7 @@ def read_csv_graphs(edges: Path, nodes: Path, labels: Path | None) -> list[Data]
 @DATASETS.register("graph_csv", modality="graph", description="graphs from CSV: edge list + node features (+ labels)")
 def graph_csv(*, edges: str, nodes: str, labels: str | None = None, test_fraction: float = 0.1,
               data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths inside the data root (:func:`omnissl.paths.resolve_data_path`); see :func:`read_csv_graphs`."""
+    """Paths inside the data root (:func:`omnissl.core.paths.resolve_data_path`); see :func:`read_csv_graphs`."""
     if synthetic is not None:
         fake = synthetic_graphs(synthetic, num_features=4, num_classes=2, seed=seed)
         return graph_bundle(fake, num_classes=2, test_fraction=0.25, seed=seed, description="synthetic CSV graphs")

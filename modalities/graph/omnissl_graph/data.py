@@ -31,9 +31,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
-from omnissl.errors import DataError
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 from omnissl_graph.catalog import dataset_folder
 from omnissl_graph.checks import check_graph
 from omnissl_graph.planetoid_files import read_planetoid_npz, read_planetoid_pickles
@@ -87,7 +87,7 @@ class NodeCollate:
 
     def __call__(self, samples: Sequence[int]) -> dict[str, Any]:
         nodes = torch.as_tensor(list(samples), dtype=torch.long)
-        # "nodes" first: omnissl.types.batch_size_of reads the first value of a dict.
+        # "nodes" first: omnissl.core.types.batch_size_of reads the first value of a dict.
         return {"x": {"nodes": nodes, "graph": self.graph}, "y": self.graph.y[nodes], "index": nodes}
 
 

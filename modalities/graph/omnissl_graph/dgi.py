@@ -15,11 +15,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.nn import global_mean_pool
 
-from omnissl.errors import IncompatibleError
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import distributed, gather_rows, global_log, sample_mean, shared_tensor
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 from omnissl_graph.augment import replace, unpack
 
 

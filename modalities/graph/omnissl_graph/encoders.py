@@ -18,8 +18,8 @@ from torch.nn import functional as F
 from torch_geometric.nn import GATConv, GCNConv, GINConv, global_add_pool, global_max_pool, global_mean_pool
 from torch_geometric.utils import to_dense_batch
 
-from omnissl.registry import ENCODERS
-from omnissl.types import Encoder, EncoderOutput
+from omnissl.core.registry import ENCODERS
+from omnissl.core.types import Encoder, EncoderOutput
 
 Readout = Literal["sum", "mean", "max"]
 _POOL = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset
 
 from omnissl.eval.features import extract_features
-from omnissl.types import DataBundle, Encoder
+from omnissl.core.types import DataBundle, Encoder
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 

@@ -15,11 +15,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
-from omnissl.errors import IncompatibleError
+from omnissl.core.collectives import gather_cat
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def grace_loss(u: Tensor, v: Tensor, *, temperature: float) -> Tensor:

@@ -13,11 +13,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
+from omnissl.core.collectives import gather_cat
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import nt_xent
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def graphcl_loss(z1: Tensor, z2: Tensor, *, temperature: float) -> Tensor:

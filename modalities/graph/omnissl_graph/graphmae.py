@@ -14,11 +14,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.nn import GATConv, GCNConv, GINConv
 
-from omnissl.errors import IncompatibleError
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import global_log, sample_mean
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 from omnissl_graph.augment import replace
 
 Decoder = Literal["gat", "gin", "gcn", "linear"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 from omnissl_graph.checks import require_files
 
 PLANETOID_RAW_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")

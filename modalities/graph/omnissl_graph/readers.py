@@ -18,8 +18,8 @@ from typing import Literal
 import torch
 from torch_geometric.data import Data
 
-from omnissl.errors import DataError
-from omnissl.textfiles import read_utf8
+from omnissl.core.errors import DataError
+from omnissl.core.textfiles import read_utf8
 from omnissl_graph.checks import check_graph, require_files
 from omnissl_graph.planetoid_files import read_cora_npz, read_cora_pickles  # noqa: F401  (older import path)
 

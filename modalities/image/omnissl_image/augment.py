@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.registry import AUGMENTATIONS
+from omnissl.core.registry import AUGMENTATIONS
 
 _LUMA = (0.299, 0.587, 0.114)
 ImageOp = Callable[[Tensor], Tensor]

@@ -15,10 +15,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.errors import DataError
-from omnissl.paths import resolve_data_path
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 from omnissl_image.folder import IMAGE_SUFFIXES, class_index, load_split, scan_split
 from omnissl_image.readers import check_test_split, read_npz
 
@@ -103,7 +103,7 @@ def seeded_split(images: Tensor, labels: Tensor, *, test_fraction: float, seed: 
 @DATASETS.register("image_npz", modality="image", description="images from .npz files (x uint8 HWC, y)")
 def image_npz(*, train: str, test: str | None = None, num_classes: int | None = None, data_root: Path = Path("."),
               synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths are read inside the data root (``$OMNISSL_DATA_DIR``, see :mod:`omnissl.paths`).
+    """Paths are read inside the data root (``$OMNISSL_DATA_DIR``, see :mod:`omnissl.core.paths`).
 
     Labels are checked at load time (integers in ``0..num_classes-1``; test labels must occur in train; both files
     one image layout), so a bad file fails here, not at evaluation after training.

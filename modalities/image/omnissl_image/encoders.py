@@ -9,9 +9,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from omnissl.registry import ENCODERS
-from omnissl.transformer import TransformerTrunk
-from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
+from omnissl.core.registry import ENCODERS
+from omnissl.nn.transformer import TransformerTrunk
+from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 
 
 class InputNormalize(nn.Module):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 if TYPE_CHECKING:
     from PIL import Image

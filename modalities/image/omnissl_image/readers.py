@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 
 def _why_unreadable(error: BaseException) -> str:

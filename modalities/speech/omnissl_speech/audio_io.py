@@ -17,7 +17,7 @@ import soundfile
 import torch
 from torch import Tensor
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 log = logging.getLogger("omnissl.speech")
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from omnissl.registry import AUGMENTATIONS
+from omnissl.core.registry import AUGMENTATIONS
 from omnissl_speech.features import as_audio
 
 AudioOp = Callable[[Any], dict[str, Tensor]]

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.errors import ConfigError, DataError
-from omnissl.paths import resolve_data_path
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.errors import ConfigError, DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 from omnissl_speech.audio_io import AUDIO_SUFFIXES, audio_files, read_audio, resample, to_mono
 from omnissl_speech.features import mean_log_mel
 from omnissl_speech.readers import load_fsdd, read_manifest

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from omnissl.registry import ENCODERS
-from omnissl.transformer import TransformerTrunk, masked_mean
-from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
+from omnissl.core.registry import ENCODERS
+from omnissl.nn.transformer import TransformerTrunk, masked_mean
+from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 from omnissl_speech.features import LogMel, as_audio
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from omnissl.transformer import masked_mean
+from omnissl.nn.transformer import masked_mean
 
 
 def as_audio(x: Any) -> tuple[Tensor, Tensor]:

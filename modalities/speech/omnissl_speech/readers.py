@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from omnissl.errors import DataError
-from omnissl.paths import resolve_data_path
-from omnissl.textfiles import read_utf8
+from omnissl.core.errors import DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.textfiles import read_utf8
 
 FSDD_ARRAYS = ("audio", "offsets", "lengths", "digit", "speaker", "split", "filename", "sample_rate",
                "speaker_names")

@@ -18,13 +18,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import all_reduce_sum, all_reduce_sum_nograd, global_count
-from omnissl.errors import IncompatibleError
+from omnissl.core.collectives import all_reduce_sum, all_reduce_sum_nograd, global_count
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import distributed, global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.transformer import masked_mean
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.nn.transformer import masked_mean
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 from omnissl_speech.encoders import Wav2Vec2Encoder
 
 

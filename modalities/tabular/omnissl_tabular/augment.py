@@ -17,8 +17,8 @@ from typing import Any, Callable, Literal
 import torch
 from torch import Tensor
 
-from omnissl.registry import AUGMENTATIONS
-from omnissl.types import batch_size_of
+from omnissl.core.registry import AUGMENTATIONS
+from omnissl.core.types import batch_size_of
 from omnissl_tabular.data import TabularMarginals
 
 TabularBatch = dict[str, Tensor]

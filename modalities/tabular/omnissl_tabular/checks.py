@@ -3,7 +3,7 @@
 They exist because pandas repairs bad input without a word: it renames a duplicate column ``a`` to ``a.1``,
 parses ``inf`` as a number whose mean/std then turn a whole column into NaN, and hands back a header-only file as
 a zero-row frame that only fails at evaluation, far from the file. Each check raises a one-line
-:class:`~omnissl.errors.DataError` naming the file (``source``), the column and the row.
+:class:`~omnissl.core.errors.DataError` naming the file (``source``), the column and the row.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 _ROLES = ("numeric", "categorical")
 _KINDS = ("number", "text", "bool", "empty")

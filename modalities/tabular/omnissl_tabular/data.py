@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.errors import DataError
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.types import DataBundle
 from omnissl_tabular.checks import check_columns_unique, check_has_rows, check_no_inf, first_csv_line
 from omnissl_tabular.schema import TabularSchema, Transformed
 

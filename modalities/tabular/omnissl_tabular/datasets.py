@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from omnissl.errors import DataError
-from omnissl.paths import resolve_data_path
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 from omnissl_tabular.data import (
     FileFormat,
     bundle_from_frames,
@@ -39,7 +39,7 @@ def tabular_file(*, train: str, target: str, test: str | None = None, format: Fi
                  numeric: list[str] | None = None, schema: str | None = None, test_fraction: float = 0.2,
                  separator: str = ",", data_root: Path = Path("."), synthetic: int | None = None,
                  seed: int = 0) -> DataBundle:
-    """Paths (``train``, ``test``, ``schema``) are read inside the data root (:func:`omnissl.paths.resolve_data_path`:
+    """Paths (``train``, ``test``, ``schema``) are read inside the data root (:func:`omnissl.core.paths.resolve_data_path`:
     a shared recipe must not read any file the user can). Without ``test``, a stratified seeded split of
     ``test_fraction`` is held out. ``schema``: a saved schema JSON to apply instead of inferring one."""
     if synthetic is not None:

@@ -13,9 +13,9 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from omnissl.registry import ENCODERS
-from omnissl.transformer import TransformerTrunk
-from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
+from omnissl.core.registry import ENCODERS
+from omnissl.nn.transformer import TransformerTrunk
+from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 
 
 def _offsets(cardinalities: Sequence[int], device: torch.device | None = None) -> Tensor:

@@ -14,13 +14,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import local_share, world_size
+from omnissl.core.collectives import local_share, world_size
 from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import info_nce
 from omnissl.objectives.heads import MLPHead
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 from omnissl_tabular.augment import bernoulli_mask, corrupt
 from omnissl_tabular.data import TabularMarginals
 

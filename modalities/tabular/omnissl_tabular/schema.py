@@ -24,7 +24,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 from omnissl_tabular.checks import check_columns_unique, check_has_rows, check_schema_json
 
 UNKNOWN, MISSING = "<unknown>", "<missing>"

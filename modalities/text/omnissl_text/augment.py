@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from omnissl.registry import AUGMENTATIONS
+from omnissl.core.registry import AUGMENTATIONS
 from omnissl_text.collate import unpack
 
 TextOp = Callable[[Any], dict[str, Tensor]]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from omnissl.errors import ConfigError
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.errors import ConfigError
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 from omnissl_text.data import make_bundle, synthetic_bundle
 
 CLASS_SETS = {

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 
 class TextDataset(Dataset[dict[str, Any]]):

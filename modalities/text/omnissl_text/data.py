@@ -1,7 +1,7 @@
 """Text datasets: CSV / TSV / JSONL / plain-text files via pandas, AG News and SST-2 from the shared data root.
 
 Reading is strict: undecodable bytes, a missing text column, an empty text or a missing label raise
-:class:`~omnissl.errors.DataError` naming the file and the row; nothing is dropped silently. The tokeniser is trained
+:class:`~omnissl.core.errors.DataError` naming the file and the row; nothing is dropped silently. The tokeniser is trained
 on the *training split's* text only (or loaded from a local HF directory), then every split is tokenised once.
 
 AG News: only the official test split (7,600 rows, 1,900 per class) is available offline, so it is re-split with a
@@ -20,11 +20,11 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from omnissl.errors import DataError
-from omnissl.paths import resolve_data_path
-from omnissl.registry import DATASETS
-from omnissl.textfiles import read_utf8
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.registry import DATASETS
+from omnissl.core.textfiles import read_utf8
+from omnissl.core.types import DataBundle
 from omnissl_text.collate import HashedTfidf, PadCollate, TextDataset, synthetic_text
 from omnissl_text.tokenization import get_tokenizer
 
@@ -201,7 +201,7 @@ def text_file(*, train: str, test: str | None = None, text_column: str = "text",
               file_format: FileFormat = "auto", tokenizer: str = "wordpiece", tokenizer_vocab_size: int = 8000,
               max_length: int = 128, test_fraction: float = 0.2, split_seed: int = 0, data_root: Path = Path("."),
               synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths inside the data root (:func:`omnissl.paths.resolve_data_path`). Without ``test``, a seeded stratified ``test_fraction`` split is made.
+    """Paths inside the data root (:func:`omnissl.core.paths.resolve_data_path`). Without ``test``, a seeded stratified ``test_fraction`` split is made.
     Without ``label_column`` every row gets label 0 (pretraining only). ``tokenizer``: ``wordpiece``, ``bpe``, a
     local HF tokeniser directory, or ``package:NAME`` for one shipped inside an installed package."""
     if synthetic is not None:

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from omnissl.errors import ConfigError
-from omnissl.registry import ENCODERS
-from omnissl.types import Encoder, EncoderOutput
+from omnissl.core.errors import ConfigError
+from omnissl.core.registry import ENCODERS
+from omnissl.core.types import Encoder, EncoderOutput
 from omnissl_text.collate import unpack
 from omnissl_text.tokenization import load_error_text, resolve_local_dir
 

@@ -14,7 +14,7 @@ import importlib.metadata
 import sys
 from pathlib import Path, PurePosixPath
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 
 PACKAGE_PREFIX = "package:"
 

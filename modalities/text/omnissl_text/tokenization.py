@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from omnissl.errors import ConfigError, DataError
+from omnissl.core.errors import ConfigError, DataError
 from omnissl_text.local_dirs import resolve_local_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.registry import AUGMENTATIONS
+from omnissl.core.registry import AUGMENTATIONS
 
 SeriesOp = Callable[[Tensor], Tensor]
 

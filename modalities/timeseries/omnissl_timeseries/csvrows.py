@@ -3,7 +3,7 @@
 pandas pads a row that lost its last fields with NaN, which the series readers cannot tell from a value written as
 missing (``?`` or an empty field), renames a repeated column ``v`` to ``v.1``, and reports a 0-byte file as "No
 columns to parse from file" without its name. Reading the rows with :mod:`csv` first keeps the exact line of every
-row, so each of those cases becomes a :class:`~omnissl.errors.DataError` naming the file and the line.
+row, so each of those cases becomes a :class:`~omnissl.core.errors.DataError` naming the file and the line.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 MISSING_TOKENS = ("", "?", "NaN", "nan")  # what a series CSV may write for a missing value
 

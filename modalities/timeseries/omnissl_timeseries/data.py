@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.errors import DataError
-from omnissl.paths import resolve_data_path
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.errors import DataError
+from omnissl.core.paths import resolve_data_path
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 from omnissl_timeseries.readers import read_csv, read_npy, read_npz
 from omnissl_timeseries.tsfile import read_ts
 
@@ -209,7 +209,7 @@ def timeseries_files(*, train: str, test: str | None = None, format: Literal["au
                      csv_layout: Literal["wide", "long"] = "wide", label_column: str = "label",
                      id_column: str = "id", time_column: str = "time", variable_length: VariableLength = "pad",
                      data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
-    """Paths are read inside the data root (:func:`omnissl.paths.resolve_data_path`). ``.npz``: ``x``
+    """Paths are read inside the data root (:func:`omnissl.core.paths.resolve_data_path`). ``.npz``: ``x``
     ``(N, C, T)`` or ``(N, T)`` and ``y``. ``.npy``: the array, with labels from ``*_labels`` (.npy) or unlabelled
     (−1). CSV wide: one row per univariate series (``label_column`` + value columns); long: ``id_column``,
     ``time_column``, optional ``label_column``, one column per channel. Every row must have the header's number

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.registry import ENCODERS
-from omnissl.transformer import TransformerTrunk, masked_mean
-from omnissl.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
+from omnissl.core.registry import ENCODERS
+from omnissl.nn.transformer import TransformerTrunk, masked_mean
+from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
 
 Normalize = Literal["none", "series"]
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 from omnissl_timeseries.csvrows import read_rows
 
 _NPY_MAGIC, _ZIP_MAGICS = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")

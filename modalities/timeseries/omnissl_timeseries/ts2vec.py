@@ -20,12 +20,12 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
-from omnissl.errors import IncompatibleError
+from omnissl.core.collectives import gather_cat
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import distributed, gather_rows, masked_share, shared_ints
 from omnissl.objectives.base import Objective
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 def _paired_nce(sim: Tensor, valid: Tensor, *, share: bool = False) -> Tensor:

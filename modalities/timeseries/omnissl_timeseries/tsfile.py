@@ -7,7 +7,7 @@ channel by ``,`` (``?`` = missing → NaN), the class label last. Cases may have
 (``@equalLength false``, e.g. JapaneseVowels): :meth:`TSFile.padded` pads them at the end with NaN and reports
 the true lengths, so nothing is resampled or dropped behind the caller's back.
 
-Every malformed input raises :class:`omnissl.errors.DataError` naming the file and the line.
+Every malformed input raises :class:`omnissl.core.errors.DataError` naming the file and the line.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 _BOOL_TAGS = {"timestamps", "missing", "univariate", "equallength"}
 _INT_TAGS = {"dimensions", "serieslength"}

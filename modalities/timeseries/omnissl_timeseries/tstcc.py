@@ -23,13 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from omnissl.collectives import gather_cat
-from omnissl.errors import IncompatibleError
+from omnissl.core.collectives import gather_cat
+from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import shared_ints, shared_min_int
 from omnissl.objectives.base import Objective
 from omnissl.objectives.contrastive import nt_xent
-from omnissl.registry import OBJECTIVES
-from omnissl.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.core.registry import OBJECTIVES
+from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
 
 class ContextTransformer(nn.Module):

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from omnissl.errors import ConfigError
+from omnissl.core.errors import ConfigError
 
 MAX_BYTES = 1 << 20  # the largest shipped recipe is ~3 KB; a megabyte leaves room for generated ones
 MAX_DEPTH = 64  # recipes nest ~6 levels; the composer recurses per level

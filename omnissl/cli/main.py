@@ -1,4 +1,4 @@
-"""``omnissl list | validate | train | eval``: the command line over :mod:`omnissl.session`."""
+"""``omnissl list | validate | train | eval``: the command line over :mod:`omnissl.workflows.session`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from omnissl.errors import OmnisslError
-from omnissl.paths import outside_paths
-from omnissl.registry import REGISTRIES, load_plugins, unavailable_plugins
+from omnissl.core.errors import OmnisslError
+from omnissl.core.paths import outside_paths
+from omnissl.core.registry import REGISTRIES, load_plugins, unavailable_plugins
 from omnissl.report.commands import add_data_root_options, add_eval_options, add_parsers
 
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
@@ -30,7 +30,7 @@ def _check_modality(name: str) -> None:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.params:
-        from omnissl.listing import describe_params
+        from omnissl.workflows.listing import describe_params
 
         print(describe_params(args.params, kind=args.kind))
         return 0
@@ -50,7 +50,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from omnissl.session import check
+    from omnissl.workflows.session import check
 
     paths = [a for a in args.recipes if "=" not in a]
     overrides = [a for a in args.recipes if "=" in a]
@@ -64,7 +64,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _print_estimate(trainer: object) -> None:
     """The cost line before training; an estimate that cannot be made is a warning, never a refused run."""
-    from omnissl.session import training_estimate
+    from omnissl.workflows.session import training_estimate
 
     try:
         print(training_estimate(trainer).line(), flush=True)
@@ -93,9 +93,9 @@ def _resume_source(args: argparse.Namespace) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from omnissl.assemble import assemble
-    from omnissl.config import load_recipe
-    from omnissl.session import check_resume_matches, default_run_dir, evaluate_assembled
+    from omnissl.train.assemble import assemble
+    from omnissl.core.config import load_recipe
+    from omnissl.workflows.session import check_resume_matches, default_run_dir, evaluate_assembled
     from omnissl.train.runner import Trainer
 
     resume = args.resume or args.checkpoint is not None  # a named checkpoint continues that run
@@ -136,9 +136,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from omnissl.assemble import assemble
-    from omnissl.config import load_recipe
-    from omnissl.session import evaluate_assembled, load_trained
+    from omnissl.train.assemble import assemble
+    from omnissl.core.config import load_recipe
+    from omnissl.workflows.session import evaluate_assembled, load_trained
 
     target = Path(args.target)
     if target.is_dir():

@@ -1,7 +1,7 @@
 """Batch normalisation over the global batch under DDP, on any backend (gloo on CPU, NCCL on GPU).
 
 ``torch.nn.SyncBatchNorm`` refuses CPU tensors, so CPU multi-process runs (and the distributed-equality tests)
-could not sync BatchNorm at all. :class:`SyncBatchNorm` follows the rule of :mod:`omnissl.collectives`: in training
+could not sync BatchNorm at all. :class:`SyncBatchNorm` follows the rule of :mod:`omnissl.core.collectives`: in training
 mode under an initialised process group with more than one rank it normalises every rank's rows with the mean and
 variance of the **global** batch, computed through a differentiable collective so the gradient of each input row
 accounts for every other rank's rows exactly as single-process BatchNorm on the global batch does. Everywhere else
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from omnissl.collectives import gather_cat, world_size
+from omnissl.core.collectives import gather_cat, world_size
 
 _INPUT_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
 

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from omnissl.types import DataBundle
+from omnissl.core.types import DataBundle
 
 
 class StreamBatchSampler:

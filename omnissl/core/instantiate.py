@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from omnissl.config import Component
-from omnissl.errors import ConfigError, OmnisslError, RegistryError
-from omnissl.registry import Entry, Registry
+from omnissl.core.config import Component
+from omnissl.core.errors import ConfigError, OmnisslError, RegistryError
+from omnissl.core.registry import Entry, Registry
 
 _ADAPTER_CONFIG = ConfigDict(arbitrary_types_allowed=True, strict=False)
 
@@ -105,7 +105,7 @@ def build_component(registry: Registry[Any], spec: Component, path: str,
 def check_components(recipe: Any) -> None:
     """Names and parameters of every component of ``recipe`` against their builders, without building anything:
     cheap enough to run on each of a recipe's variants (paper-scale models included) in ``omnissl validate``."""
-    from omnissl.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES
+    from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES
 
     checks: list[tuple[Registry[Any], Component, str]] = [(DATASETS, recipe.data, "data"),
                                                           (OBJECTIVES, recipe.objective, "objective")]

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from omnissl.types import EncoderOutput, TokenSequence
+from omnissl.core.types import EncoderOutput, TokenSequence
 
 
 def masked_mean(tokens: Tensor, padding: Tensor | None) -> Tensor:

@@ -1,7 +1,7 @@
 """Dotted-key overrides (``train.lr=0.1``, ``augment.global.ops.0.p=0.5``) on a raw recipe mapping.
 
 Used by the command line's ``KEY=VALUE`` arguments and by a recipe's ``variants:``. Values are read with the same
-YAML rules as recipe files (:mod:`omnissl.safe_yaml`), so ``train.steps=010`` is refused like ``steps: 010``.
+YAML rules as recipe files (:mod:`omnissl.core.safe_yaml`), so ``train.steps=010`` is refused like ``steps: 010``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from omnissl.errors import ConfigError
-from omnissl.safe_yaml import load_yaml_text
+from omnissl.core.errors import ConfigError
+from omnissl.core.safe_yaml import load_yaml_text
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -14,11 +14,11 @@ from typing import Any, Literal, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from omnissl.build import build_component
-from omnissl.config import Component
-from omnissl.errors import ConfigError, DataError
-from omnissl.registry import DATASETS
-from omnissl.types import DataBundle
+from omnissl.core.instantiate import build_component
+from omnissl.core.config import Component
+from omnissl.core.errors import ConfigError, DataError
+from omnissl.core.registry import DATASETS
+from omnissl.core.types import DataBundle
 
 
 def _labels(dataset: Dataset[Any], name: str) -> torch.Tensor:

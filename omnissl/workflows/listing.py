@@ -10,8 +10,8 @@ import difflib
 import inspect
 from typing import Any
 
-from omnissl.errors import RegistryError
-from omnissl.registry import REGISTRIES, Entry, load_plugins
+from omnissl.core.errors import RegistryError
+from omnissl.core.registry import REGISTRIES, Entry, load_plugins
 
 # What build_data / assemble put in the context besides the dataset's input_spec (keep in step with assemble.py).
 CORE_CONTEXT = {

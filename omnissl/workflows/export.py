@@ -16,8 +16,8 @@ from typing import Any
 
 from torch import nn
 
-from omnissl.errors import CheckpointError, ConfigError
-from omnissl.types import Encoder
+from omnissl.core.errors import CheckpointError, ConfigError
+from omnissl.core.types import Encoder
 
 CONFIG_NAME = "omnissl_encoder.json"
 WEIGHTS_NAME = "encoder.safetensors"
@@ -38,10 +38,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def builder_kwargs(spec: Any, context: dict[str, Any], path: str = "encoder") -> tuple[dict[str, Any], list[str]]:
-    """The keyword arguments :func:`omnissl.build.build_component` passes for ``spec`` in ``context``, as JSON
+    """The keyword arguments :func:`omnissl.core.instantiate.build_component` passes for ``spec`` in ``context``, as JSON
     values; context values JSON cannot hold are left out (the builder's default applies) and named."""
-    from omnissl.build import check_params
-    from omnissl.registry import ENCODERS
+    from omnissl.core.instantiate import check_params
+    from omnissl.core.registry import ENCODERS
 
     entry = ENCODERS.get(spec.name)
     kwargs = check_params(entry, spec.params, path)
@@ -93,7 +93,7 @@ def check_output(paths: list[Path], *, verb: str, overwrite: bool, data_root: st
     Run directories are never overwritten; exports and embeddings are results too, so replacing one needs the
     user to say so (F16). The data root is read-only input for every command, whatever the flags.
     """
-    from omnissl.assemble import data_root as resolve_root
+    from omnissl.train.assemble import data_root as resolve_root
 
     root = resolve_root(data_root).expanduser().resolve()
     for path in paths:
@@ -124,9 +124,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, *, checkp
                data_root: str | Path | None = None, overwrite: bool = False) -> list[Path]:
     """Export every tower of a trained run (latest checkpoint unless given); default ``RUN_DIR/export``.
     Existing export files are only replaced with ``overwrite=True``."""
-    from omnissl.assemble import tower_context
-    from omnissl.config import load_recipe
-    from omnissl.session import load_trained
+    from omnissl.train.assemble import tower_context
+    from omnissl.core.config import load_recipe
+    from omnissl.workflows.session import load_trained
     from omnissl.train import checkpoint as ckpt
 
     run_dir = Path(run_dir)
@@ -155,9 +155,9 @@ def load_exported(directory: str | Path, *, map_location: str = "cpu") -> Encode
     """Rebuild an exported encoder from its JSON (builder name + params) and load its safetensors weights."""
     from safetensors.torch import load_model
 
-    from omnissl.build import build_component
-    from omnissl.config import Component
-    from omnissl.registry import ENCODERS, require_plugins
+    from omnissl.core.instantiate import build_component
+    from omnissl.core.config import Component
+    from omnissl.core.registry import ENCODERS, require_plugins
 
     directory = Path(directory)
     config = read_export_config(directory)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 DATA_ROOT_ENV = "OMNISSL_DATA_DIR"
-CARDS = Path(__file__).resolve().parents[1] / "datasets"  # in a checkout; an installed wheel has none
+CARDS = Path(__file__).resolve().parents[2] / "datasets"  # in a checkout; an installed wheel has none
 _STRIP = " \t:;,()[]'\"`"
 
 

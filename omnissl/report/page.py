@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from omnissl.errors import ConfigError, DataError
+from omnissl.core.errors import ConfigError, DataError
 from omnissl.report import extras, plots
 from omnissl.report.embedding_map import knn_consistency, plot_embedding_map
 from omnissl.report.html import Section, write_html
@@ -31,7 +31,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _compare_section(folder: Path) -> Section:
-    from omnissl.compare import markdown_table
+    from omnissl.workflows.compare import markdown_table
     from omnissl.report.compare_page import _table
 
     result = _read_json(folder / "compare.json")
@@ -47,8 +47,8 @@ def _compare_section(folder: Path) -> Section:
 def collect(encoder: torch.nn.Module, dataset: Any, bundle: Any, *, select: Any, keep_inputs: bool,
             device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Pooled features ``(N, D)``, labels ``(N,)`` and (for image inputs, when asked) the inputs ``(N, C, H, W)``."""
-    from omnissl.data import evaluation_loader
-    from omnissl.types import to_device
+    from omnissl.data.tensors import evaluation_loader
+    from omnissl.core.types import to_device
 
     was_training = encoder.training
     encoder.eval()
@@ -70,7 +70,7 @@ def _model_sections(run_dir: Path, figures: Path, *, data_root: str | Path | Non
                     device: torch.device) -> list[Section]:
     """The sections that need the trained model: embedding map and extras (one map per tower)."""
     from omnissl.eval.features import limit
-    from omnissl.session import load_trained
+    from omnissl.workflows.session import load_trained
 
     assembled = load_trained(run_dir, root=data_root)
     assembled.objective.to(device)

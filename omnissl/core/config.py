@@ -1,8 +1,8 @@
 """Typed recipes: YAML → validated pydantic models. Unknown keys and wrong types are rejected with their path.
 
 A recipe names registered components (``{name: resnet18, width: 32}``); their parameters are checked against the
-builder's signature when the recipe is built (see :mod:`omnissl.build`), so a typo in either place is caught.
-Files and override values are read by :mod:`omnissl.safe_yaml` (no aliases, no duplicate keys, no YAML 1.1
+builder's signature when the recipe is built (see :mod:`omnissl.core.instantiate`), so a typo in either place is caught.
+Files and override values are read by :mod:`omnissl.core.safe_yaml` (no aliases, no duplicate keys, no YAML 1.1
 octal), and integers are strict: ``steps: true`` is not one step.
 """
 
@@ -18,9 +18,9 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator,
                       model_validator)
 
-from omnissl.errors import ConfigError
-from omnissl.overrides import apply_overrides, parse_override, set_dotted
-from omnissl.safe_yaml import load_yaml_text, read_yaml_file
+from omnissl.core.errors import ConfigError
+from omnissl.core.overrides import apply_overrides, parse_override, set_dotted
+from omnissl.core.safe_yaml import load_yaml_text, read_yaml_file
 
 __all__ = ["Recipe", "Component", "load_recipe", "recipe_from_dict", "dump_recipe", "recipe_differences",
            "variant_recipes", "load_yaml_text", "read_yaml_file", "apply_overrides", "parse_override"]

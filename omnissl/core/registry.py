@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
-from omnissl.errors import ConfigError, RegistryError
+from omnissl.core.errors import ConfigError, RegistryError
 
 ENTRY_POINT_GROUP = "omnissl.modalities"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,11 +108,13 @@ ENCODERS: Registry[Callable[..., Any]] = Registry("encoder")
 AUGMENTATIONS: Registry[Callable[..., Any]] = Registry("augmentation")
 OBJECTIVES: Registry[Callable[..., Any]] = Registry("objective")
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
+EVALUATIONS: Registry[Callable[..., Any]] = Registry("evaluation")
 REGISTRIES: dict[str, Registry[Callable[..., Any]]] = {
     "encoders": ENCODERS,
     "augmentations": AUGMENTATIONS,
     "objectives": OBJECTIVES,
     "datasets": DATASETS,
+    "evaluations": EVALUATIONS,
 }
 
 _loaded = False

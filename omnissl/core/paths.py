@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 ALLOW_OUTSIDE_ENV = "OMNISSL_ALLOW_OUTSIDE_DATA_ROOT"
 _allow_outside_override: bool | None = None

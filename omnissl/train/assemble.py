@@ -13,13 +13,13 @@ from typing import Any
 import torch
 
 from omnissl.augment.policy import ViewPolicy, build_policy
-from omnissl.build import build_component
-from omnissl.config import Component, Recipe
-from omnissl.data_hints import DATA_ROOT_ENV, with_data_hint
-from omnissl.errors import ConfigError, DataError
+from omnissl.core.instantiate import build_component
+from omnissl.core.config import Component, Recipe
+from omnissl.data.hints import DATA_ROOT_ENV, with_data_hint
+from omnissl.core.errors import ConfigError, DataError
 from omnissl.objectives.base import Objective
-from omnissl.registry import DATASETS, ENCODERS, OBJECTIVES, require_plugins
-from omnissl.types import DataBundle, Encoder
+from omnissl.core.registry import DATASETS, ENCODERS, OBJECTIVES, require_plugins
+from omnissl.core.types import DataBundle, Encoder
 
 
 def data_root(explicit: str | Path | None = None) -> Path:

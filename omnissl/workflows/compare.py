@@ -19,14 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from omnissl.config import Component, Recipe, load_recipe, load_yaml_text
-from omnissl.errors import ConfigError
+from omnissl.core.config import Component, Recipe, load_recipe, load_yaml_text
+from omnissl.core.errors import ConfigError
 from omnissl.eval.features import extract_features, limit, raw_features
 from omnissl.eval.finetune import FinetuneConfig, finetune
 from omnissl.eval.linear_probe import linear_probe
 from omnissl.eval.protocol import measure
 from omnissl.eval.summary import score
-from omnissl.types import Encoder
+from omnissl.core.types import Encoder
 
 
 @dataclass
@@ -189,9 +189,9 @@ def markdown_table(result: dict[str, Any]) -> str:
 def parse_public(spec: str, context: dict[str, Any]) -> tuple[str, Encoder, Component | None]:
     """``[LABEL=]SPEC`` → (label, encoder, component or None). SPEC: an ``omnissl export`` folder, a local HF
     model folder (built with the registered ``hf_local`` encoder), or a YAML mapping ``{name: ..., ...}``."""
-    from omnissl.build import build_component
-    from omnissl.export import CONFIG_NAME, load_exported
-    from omnissl.registry import ENCODERS
+    from omnissl.core.instantiate import build_component
+    from omnissl.workflows.export import CONFIG_NAME, load_exported
+    from omnissl.core.registry import ENCODERS
 
     label, _, body = spec.partition("=") if "=" in spec.split("{")[0] else ("", "", spec)
     body = body.strip()
@@ -216,8 +216,8 @@ def parse_public(spec: str, context: dict[str, Any]) -> tuple[str, Encoder, Comp
 def build_candidates(runs: list[Path], publics: list[str], *, recipe_path: Path | None,
                      overrides: list[str], data_root: str | Path | None) -> tuple[Recipe, Any, list[Candidate]]:
     """The dataset comes from ``recipe_path`` or the first run's ``recipe.yaml``; every run must use it too."""
-    from omnissl.assemble import build_data, random_init_encoders
-    from omnissl.session import load_trained
+    from omnissl.train.assemble import build_data, random_init_encoders
+    from omnissl.workflows.session import load_trained
 
     if recipe_path is None and not runs:
         raise ConfigError("compare: give at least one run directory or --recipe (which names the dataset)")
@@ -251,8 +251,8 @@ def build_candidates(runs: list[Path], publics: list[str], *, recipe_path: Path 
         label, encoder, component = parse_public(spec, dict(bundle.input_spec))
         if component is not None and not seen_arch:
             # A random-init twin of the public architecture when no SSL run supplied one.
-            from omnissl.build import build_component
-            from omnissl.registry import ENCODERS
+            from omnissl.core.instantiate import build_component
+            from omnissl.core.registry import ENCODERS
 
             if "pretrained" in ENCODERS.get(component.name).signature.parameters:
                 twin = Component(name=component.name, **{**component.params, "pretrained": False})

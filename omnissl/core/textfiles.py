@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 
 def decode_utf8(raw: bytes, *, path: Path | str, hint: str = "") -> str:

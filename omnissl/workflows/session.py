@@ -9,19 +9,19 @@ from typing import Any
 
 import torch
 
-from omnissl.assemble import Assembled, assemble, random_init_encoders
+from omnissl.train.assemble import Assembled, assemble, random_init_encoders
 from omnissl.augment.policy import make_views
-from omnissl.build import check_components
-from omnissl.config import Recipe, load_recipe, recipe_differences, variant_recipes
-from omnissl.data import training_loader
-from omnissl.errors import ConfigError
+from omnissl.core.instantiate import check_components
+from omnissl.core.config import Recipe, load_recipe, recipe_differences, variant_recipes
+from omnissl.data.tensors import training_loader
+from omnissl.core.errors import ConfigError
 from omnissl.eval.features import limit
 from omnissl.eval.protocol import evaluate
 from omnissl.eval.retrieval import RetrievalReport, retrieval_rows
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import autocast_dtype, resolve_device
 from omnissl.train.estimate import CostEstimate, estimate_cost
-from omnissl.types import to_device
+from omnissl.core.types import to_device
 
 
 def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
@@ -150,8 +150,8 @@ def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "au
 
 def paired_retrieval(assembled: Assembled, *, trained: bool, device: torch.device) -> RetrievalReport:
     """Retrieval and zero-shot for the trained towers beside the same objective with random-init towers."""
-    from omnissl.build import build_component
-    from omnissl.registry import OBJECTIVES
+    from omnissl.core.instantiate import build_component
+    from omnissl.core.registry import OBJECTIVES
 
     recipe, bundle = assembled.recipe, assembled.bundle
     assert bundle.test is not None

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from omnissl.errors import DataError
+from omnissl.core.errors import DataError
 
 OutputKind = Literal["pooled", "tokens"]
 

@@ -1,0 +1,1 @@
+"""Network pieces shared by encoders: the transformer trunk and a DDP-exact SyncBatchNorm."""

@@ -1,0 +1,1 @@
+"""Application workflows over a recipe or a run directory: train + evaluate, compare, export, listing."""
