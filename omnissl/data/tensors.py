@@ -1,12 +1,15 @@
-"""Data plumbing shared by every modality: a resumable batch order and the loaders built on it."""
+"""Data plumbing shared by every modality: a resumable batch order, the loaders built on it, and the one in-memory
+tensor dataset (+ its batched collate) the plugins build on."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from omnissl.core.errors import DataError
 from omnissl.core.types import DataBundle
 
 
@@ -90,3 +93,52 @@ class Subset(Dataset[Any]):
         mapped = [self.indices[i] for i in items]
         getitems = getattr(self.dataset, "__getitems__", None)
         return getitems(mapped) if getitems else [self.dataset[i] for i in mapped]
+
+
+class TensorRows(Dataset[dict[str, Any]]):
+    """In-memory rows: ``x`` (a tensor ``(N, ...)`` or a dict of such tensors) and int64 labels ``(N,)``.
+
+    The one in-memory dataset behind the image, time-series and tabular plugins. ``__getitems__`` indexes every
+    tensor once per batch (one gather instead of ``B`` item copies and a stack), so with :func:`collate_rows` a
+    batch costs one ``index_select`` per tensor whatever the batch size.
+    """
+
+    def __init__(self, x: Tensor | dict[str, Tensor], labels: Tensor, *, source: str = "") -> None:
+        parts = x if isinstance(x, dict) else {"": x}
+        for name, part in parts.items():
+            if part.shape[0] != labels.shape[0]:
+                field = f" '{name}'" if name else ""
+                raise DataError(f"{source}: {part.shape[0]} rows of x{field} {tuple(part.shape)} but "
+                                f"{labels.shape[0]} labels")
+        self.x = {name: part.contiguous() for name, part in x.items()} if isinstance(x, dict) else x.contiguous()
+        self.labels = labels.long()
+        self.source = source
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def _take(self, index: Any) -> Tensor | dict[str, Tensor]:
+        if isinstance(self.x, dict):
+            return {name: part[index] for name, part in self.x.items()}
+        return self.x[index]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"x": self._take(index), "y": self.labels[index], "index": index}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return {"x": self._take(index), "y": self.labels[index], "index": index}
+
+
+def _stack(values: Sequence[Any]) -> Any:
+    if isinstance(values[0], dict):
+        return {name: torch.stack([v[name] for v in values]) for name in values[0]}
+    return torch.stack(list(values))
+
+
+def collate_rows(samples: Any) -> dict[str, Any]:
+    """A batch from :meth:`TensorRows.__getitems__` as it is, or a list of items stacked (``x`` tensor or dict)."""
+    if isinstance(samples, dict):  # already batched by __getitems__
+        return samples
+    return {"x": _stack([s["x"] for s in samples]), "y": torch.stack([torch.as_tensor(s["y"]) for s in samples]),
+            "index": torch.as_tensor([s["index"] for s in samples])}

@@ -8,17 +8,17 @@ digits (no download at all: the offline demo).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from omnissl.core.errors import DataError
 from omnissl.core.paths import resolve_data_path
 from omnissl.core.registry import DATASETS
 from omnissl.core.types import DataBundle
+from omnissl.data.tensors import TensorRows, collate_rows
 from omnissl_image.folder import IMAGE_SUFFIXES, class_index, load_split, scan_split
 from omnissl_image.readers import check_test_split, read_npz
 
@@ -26,32 +26,20 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
-class ImageTensorDataset(Dataset[dict[str, Any]]):
-    """uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``; ``__getitems__`` returns a ready batch."""
+class ImageTensorDataset(TensorRows):
+    """uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``: the shared :class:`TensorRows`, shape-checked."""
 
     def __init__(self, images: Tensor, labels: Tensor, *, source: str = "") -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise DataError(f"{source}: images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-        if labels.shape[0] != images.shape[0]:
-            raise DataError(f"{source}: {images.shape[0]} images but {labels.shape[0]} labels")
-        self.images, self.labels = images.contiguous(), labels.long()
+        super().__init__(images, labels, source=source)
 
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"x": self.images[index], "y": self.labels[index], "index": index}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return {"x": self.images[index], "y": self.labels[index], "index": index}
+    @property
+    def images(self) -> Tensor:
+        return self.x  # type: ignore[return-value]
 
 
-def collate_images(samples: Any) -> dict[str, Any]:
-    if isinstance(samples, dict):  # already batched by __getitems__
-        return samples
-    return {"x": torch.stack([s["x"] for s in samples]), "y": torch.stack([torch.as_tensor(s["y"]) for s in samples]),
-            "index": torch.as_tensor([s["index"] for s in samples])}
+collate_images = collate_rows  # the name recipes' tests and older plugins import
 
 
 def flatten_pixels(x: Tensor) -> Tensor:

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from omnissl.core.errors import DataError
 from omnissl.core.types import DataBundle
+from omnissl.data.tensors import TensorRows, collate_rows
 from omnissl_tabular.checks import check_columns_unique, check_has_rows, check_no_inf, first_csv_line
 from omnissl_tabular.schema import TabularSchema, Transformed
 
@@ -35,36 +35,23 @@ FileFormat = Literal["auto", "csv", "parquet"]
 _PARQUET_MAGIC = b"PAR1"
 
 
-class TabularDataset(Dataset[dict[str, Any]]):
-    """Numeric ``(N, F_num)`` float32, categorical ``(N, F_cat)`` int64, labels ``(N,)``; batched fetches."""
+class TabularDataset(TensorRows):
+    """Numeric ``(N, F_num)`` float32, categorical ``(N, F_cat)`` int64, labels ``(N,)``: the shared
+    :class:`TensorRows` with ``x = {"numeric", "categorical"}``."""
 
     def __init__(self, numeric: Tensor, categorical: Tensor, labels: Tensor, *, source: str = "") -> None:
-        n = numeric.shape[0]
-        if categorical.shape[0] != n or labels.shape[0] != n:
-            raise DataError(f"{source}: {n} numeric rows, {categorical.shape[0]} categorical, {labels.shape[0]} labels")
-        self.numeric, self.categorical, self.labels = numeric.float(), categorical.long(), labels.long()
-        self.source = source
+        super().__init__({"numeric": numeric.float(), "categorical": categorical.long()}, labels, source=source)
 
-    def __len__(self) -> int:
-        return self.numeric.shape[0]
+    @property
+    def numeric(self) -> Tensor:
+        return self.x["numeric"]  # type: ignore[index]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"x": {"numeric": self.numeric[index], "categorical": self.categorical[index]},
-                "y": self.labels[index], "index": index}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return {"x": {"numeric": self.numeric[index], "categorical": self.categorical[index]},
-                "y": self.labels[index], "index": index}
+    @property
+    def categorical(self) -> Tensor:
+        return self.x["categorical"]  # type: ignore[index]
 
 
-def collate_tabular(samples: Any) -> dict[str, Any]:
-    if isinstance(samples, dict):  # already batched by __getitems__
-        return samples
-    return {"x": {"numeric": torch.stack([s["x"]["numeric"] for s in samples]),
-                  "categorical": torch.stack([s["x"]["categorical"] for s in samples])},
-            "y": torch.stack([torch.as_tensor(s["y"]) for s in samples]),
-            "index": torch.as_tensor([s["index"] for s in samples])}
+collate_tabular = collate_rows
 
 
 class RawFeatures:

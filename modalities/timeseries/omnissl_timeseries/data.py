@@ -16,12 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from omnissl.core.errors import DataError
 from omnissl.core.paths import resolve_data_path
 from omnissl.core.registry import DATASETS
 from omnissl.core.types import DataBundle
+from omnissl.data.tensors import TensorRows, collate_rows
 from omnissl_timeseries.readers import read_csv, read_npy, read_npz
 from omnissl_timeseries.tsfile import read_ts
 
@@ -31,8 +31,8 @@ KNOWN = {"GunPoint": (1, 150, 2, False), "ItalyPowerDemand": (1, 24, 2, False), 
          "BasicMotions": (6, 100, 4, False), "JapaneseVowels": (12, 29, 9, True)}
 
 
-class TimeSeriesDataset(Dataset[dict[str, Any]]):
-    """float32 ``(N, C, T)`` (NaN = padding/missing) and int64 labels ``(N,)`` (−1 = unlabelled)."""
+class TimeSeriesDataset(TensorRows):
+    """float32 ``(N, C, T)`` (NaN = padding/missing) and int64 labels ``(N,)`` (−1 = unlabelled), shape-checked."""
 
     def __init__(self, values: Tensor, labels: Tensor, *, source: str = "") -> None:
         if values.ndim != 3:
@@ -42,24 +42,14 @@ class TimeSeriesDataset(Dataset[dict[str, Any]]):
         empty = torch.isnan(values).all(dim=(1, 2))
         if bool(empty.any()):
             raise DataError(f"{source}: series {int(empty.nonzero()[0])} has no observed value")
-        self.values, self.labels, self.source = values.float().contiguous(), labels.long(), source
+        super().__init__(values.float(), labels, source=source)
 
-    def __len__(self) -> int:
-        return self.values.shape[0]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"x": self.values[index], "y": self.labels[index], "index": index}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return {"x": self.values[index], "y": self.labels[index], "index": index}
+    @property
+    def values(self) -> Tensor:
+        return self.x  # type: ignore[return-value]
 
 
-def collate_series(samples: Any) -> dict[str, Any]:
-    if isinstance(samples, dict):  # already batched by __getitems__
-        return samples
-    return {"x": torch.stack([s["x"] for s in samples]), "y": torch.stack([torch.as_tensor(s["y"]) for s in samples]),
-            "index": torch.as_tensor([s["index"] for s in samples])}
+collate_series = collate_rows
 
 
 def raw_series_features(x: Tensor) -> Tensor:
