@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-import omnissl.report.commands
+import omnissl.report.auto
 from omnissl import cli
 from omnissl.workflows import session
 from omnissl.train.assemble import assemble
@@ -36,7 +36,7 @@ COST = re.compile(r"cost: ([\d,]+) trainable parameters \(tower 'main' (\S+), ou
 
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(omnissl.report.commands, "auto_report", lambda *_a, **_k: None)  # plots are not under test
+    monkeypatch.setattr(omnissl.report.auto, "auto_report", lambda *_a, **_k: None)  # plots are not under test
 
 
 def _train(run: Path, *extra: str) -> int:

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import omnissl.cli.main
-import omnissl.report.commands
+import omnissl.report.auto
 from omnissl.train.assemble import assemble
 from omnissl.core.config import load_recipe
 from omnissl.train import checkpoint as ckpt
@@ -89,7 +89,7 @@ def _run(run: Path, *, resume: bool = False, hook: Hook | None = None, kill_afte
             sys.stdout = sys.stderr = open(log, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
             os.dup2(sys.stderr.fileno(), 1)
             os.dup2(sys.stderr.fileno(), 2)
-            omnissl.report.commands.auto_report = lambda *_args, **_kwargs: None  # plots are not under test
+            omnissl.report.auto.auto_report = lambda *_args, **_kwargs: None  # plots are not under test
             if hook is not None:
                 hook()
             code = omnissl.cli.main.main(argv)

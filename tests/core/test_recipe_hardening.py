@@ -157,11 +157,11 @@ def test_train_refuses_synthetic_data(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "run").exists()
 
 
-VERBS = {"train": ("omnissl.cli.main._cmd_train", [str(DEMO)]), "validate": ("omnissl.cli.main._cmd_validate", [str(DEMO)]),
-         "eval": ("omnissl.cli.main._cmd_eval", ["RUN"]), "compare": ("omnissl.report.commands.cmd_compare", ["RUN"]),
-         "report": ("omnissl.report.commands.cmd_report", ["RUN"]),
-         "export": ("omnissl.report.commands.cmd_export", ["RUN"]),
-         "embed": ("omnissl.report.commands.cmd_embed", ["RUN", "--out", "x.npy"])}
+VERBS = {"train": ("omnissl.cli.train.run", [str(DEMO)]), "validate": ("omnissl.cli.validate.run", [str(DEMO)]),
+         "eval": ("omnissl.cli.eval.run", ["RUN"]), "compare": ("omnissl.cli.compare.run", ["RUN"]),
+         "report": ("omnissl.cli.report.run", ["RUN"]),
+         "export": ("omnissl.cli.export.run", ["RUN"]),
+         "embed": ("omnissl.cli.embed.run", ["RUN", "--out", "x.npy"])}
 
 
 @pytest.mark.parametrize("verb", list(VERBS))

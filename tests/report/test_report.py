@@ -13,7 +13,7 @@ import torch
 
 from omnissl.core.errors import DataError
 from omnissl.report import write_report
-from omnissl.report.commands import auto_report
+from omnissl.report.auto import auto_report
 from omnissl.report.embedding_map import knn_consistency
 from omnissl.report.extras import plot_mae_reconstructions, unpatchify
 from omnissl.report.plots import read_metrics, series

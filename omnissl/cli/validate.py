@@ -1,0 +1,30 @@
+"""``omnissl validate RECIPE... [KEY=VALUE...]``: build every piece of a recipe and run one synthetic step."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from omnissl.cli.options import add_data_root_options
+
+
+def run(args: argparse.Namespace) -> int:
+    from omnissl.workflows.session import check
+
+    paths = [a for a in args.recipes if "=" not in a]
+    overrides = [a for a in args.recipes if "=" in a]
+    for path in paths:
+        recipe, estimate = check(path, overrides, args.variant, estimate=not args.no_estimate)
+        print(f"ok  {path}  ({recipe.name}: {recipe.objective.name}, {len(recipe.tower_specs())} tower(s))")
+        if estimate is not None:
+            print(f"    {estimate.line()}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("validate", help="build every piece of a recipe and run one step on a synthetic batch")
+    p.add_argument("recipes", nargs="+", help="recipe YAML file(s), then any KEY=VALUE overrides")
+    p.add_argument("--variant", help="apply a named variant (e.g. gpu)")
+    p.add_argument("--no-estimate", action="store_true", help="skip the timed step of the cost estimate")
+    add_data_root_options(p, data_root=False)
+    p.set_defaults(func=run)
