@@ -11,6 +11,8 @@ import pkgutil
 
 import omnissl.objectives as _objectives
 import omnissl.data.paired  # noqa: F401  (registers the "paired" dataset)
+import omnissl.data.shard_datasets  # noqa: F401  (registers the "webdataset" and "parquet_shards" datasets)
+from omnissl.eval import finetune, knn, label_efficiency, linear_probe, retrieval  # noqa: F401  (the evaluations)
 
 for _module in pkgutil.iter_modules(_objectives.__path__):
     importlib.import_module(f"{_objectives.__name__}.{_module.name}")

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from omnissl.core.errors import DataError
 from omnissl.core.types import DataBundle
+from omnissl.data.stream import ShardStream
 
 
 class StreamBatchSampler:
@@ -63,6 +64,11 @@ class StreamBatchSampler:
 
 def training_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: int, seed: int, start_batch: int,
                     num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader[Any]:
+    """Batches from ``start_batch`` on, endless; sharded streams (:mod:`omnissl.data.stream`) position themselves,
+    every other dataset is drawn by :class:`StreamBatchSampler`. Either way batch ``k`` depends only on the seed."""
+    if isinstance(dataset, ShardStream):
+        return dataset.loader(batch_size=batch_size, seed=seed, start_batch=start_batch, num_workers=num_workers,
+                      rank=rank, world_size=world_size, pin_memory=pin_memory)
     sampler = StreamBatchSampler(len(dataset), batch_size=batch_size, seed=seed,  # type: ignore[arg-type]
                                  start_batch=start_batch, rank=rank, world_size=world_size)
     # A private generator: creating the iterator must not draw from the global RNG (exact resume).

@@ -221,3 +221,5 @@ def torchvision_dataset(*, dataset: str, download: bool = False, data_root: Path
     classes = int(train.labels.max()) + 1
     return make_bundle(train, load(False), num_classes=classes, description=dataset,
                        class_names=names if len(names) == classes else None)
+
+from omnissl_image import shard_codec  # noqa: E402,F401  (registers the shard field codec; here, as the plugin imports this module)

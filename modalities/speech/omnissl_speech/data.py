@@ -242,3 +242,5 @@ def audio_manifest(*, train: str, test: str | None = None, label: Literal["label
                                 names=[str(f) for f in te_files], source=str(test))
     return make_bundle(train_set, test_set, sample_rate=sample_rate, num_classes=len(classes),
                        description=f"manifest {train}", class_names=classes)
+
+from omnissl_speech import shard_codec  # noqa: E402,F401  (registers the shard field codec; here, as the plugin imports this module)

@@ -52,3 +52,5 @@ def label_captions(*, class_set: Literal["cifar10", "digits"] = "cifar10", test_
                        tokenizer_vocab_size=tokenizer_vocab_size, max_length=max_length, class_names=classes,
                        description=f"{class_set} class captions ({cut} train / {test_templates} test templates)",
                        source=f"label_captions:{class_set}")
+
+from omnissl_text import shard_codec  # noqa: E402,F401  (registers the shard field codec; here, as the plugin imports this module)

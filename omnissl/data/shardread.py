@@ -1,0 +1,169 @@
+"""Reading shard samples as ``(key, {field: bytes})``: in order (streaming, any source webdataset can open) or by
+index (local files: a header index of each tar, Parquet row groups).
+
+Damage is a :class:`DataError` naming the shard (and key): a truncated tar, a member that cannot be read, a
+Parquet file pyarrow refuses. Hidden members (``__*__``, webdataset's meta convention) are not samples.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import Any, Iterator
+
+import numpy as np
+
+from omnissl.core.errors import DataError
+from omnissl.data.shardlist import Shard, ShardSet, split_key
+
+Sample = tuple[str, dict[str, bytes]]
+
+
+def _value_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if value is None:
+        return b""
+    return str(value).encode("utf-8")
+
+
+def iter_tar(shard: Shard) -> Iterator[Sample]:
+    """Samples of one tar shard in file order (members of one key must be adjacent, as webdataset writes them)."""
+    from webdataset import gopen
+    from webdataset.tariterators import tar_file_iterator
+
+    key, fields = None, {}
+    try:
+        stream = gopen(shard.url, "rb")
+        try:
+            for member in tar_file_iterator(stream):
+                name, ext = split_key(member["fname"])
+                if name != key and key is not None:
+                    yield key, fields
+                    fields = {}
+                if name in (key,) and ext in fields:
+                    raise DataError(f"{shard.url}: key '{name}' has two '{ext}' members")
+                key = name
+                fields[ext] = member["data"]
+        finally:
+            stream.close()
+    except DataError:
+        raise
+    except Exception as error:  # noqa: BLE001 - tarfile/gzip/OS errors of a damaged or truncated shard
+        raise DataError(f"{shard.url}: damaged tar shard after key '{key}' ({type(error).__name__}: {error})") \
+            from error
+    if key is not None:
+        yield key, fields
+
+
+def iter_parquet(shard: Shard) -> Iterator[Sample]:
+    """Rows of one Parquet shard; the key is the ``__key__`` column when present, else the row number."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(shard.url)
+        for group in range(table.num_row_groups):
+            rows = table.read_row_group(group).to_pylist()
+            for row in rows:
+                key = str(row.pop("__key__", None) or "")
+                yield key, {column: _value_bytes(value) for column, value in row.items()}
+    except Exception as error:  # noqa: BLE001 - ArrowInvalid / OSError of a damaged file
+        raise DataError(f"{shard.url}: damaged Parquet shard ({type(error).__name__}: {error})") from error
+
+
+def iter_shard(shard: Shard, *, format: str) -> Iterator[Sample]:
+    return iter_parquet(shard) if format == "parquet" else iter_tar(shard)
+
+
+class ShardIndex:
+    """Random access to the samples of local shards: sample ``i`` (global id, shards in order) → ``(key, fields)``.
+
+    Tar: one pass over the headers records each member's data offset and size (``(N·F)`` int64 arrays, about
+    40 MB for a million two-field samples); a read is one seek. Parquet: the row group holding the row is read
+    and the last one kept. File handles are opened lazily per process, so the index pickles into workers.
+    """
+
+    def __init__(self, shards: ShardSet) -> None:
+        missing = [s.url for s in shards.shards if s.local is None]
+        if missing:
+            raise DataError(f"{missing[0]}: random access (evaluation splits, in-order reads) needs local shards")
+        self.shards, self.format = shards, shards.format
+        self.starts = np.asarray(shards.offsets() + [shards.samples], dtype=np.int64)
+        self._handles: dict[int, Any] = {}
+        self._group: tuple[int, int, list[dict[str, Any]]] | None = None
+        if self.format == "webdataset":
+            self._build_tar_index()
+
+    def _build_tar_index(self) -> None:
+        keys: list[str] = []
+        members: list[dict[str, tuple[int, int]]] = []
+        for shard in self.shards.shards:
+            before = len(keys)
+            try:
+                with tarfile.open(shard.local, mode="r:") as tar:  # type: ignore[arg-type]
+                    for member in tar:
+                        if not member.isfile() or member.name.rpartition("/")[2].startswith("__"):
+                            continue
+                        key, ext = split_key(member.name)
+                        if not keys or keys[-1] != key or len(keys) == before:
+                            keys.append(key)
+                            members.append({})
+                        members[-1][ext] = (member.offset_data, member.size)
+            except (tarfile.TarError, OSError, EOFError) as error:
+                raise DataError(f"{shard.url}: not an uncompressed, readable tar shard for random access "
+                                f"({type(error).__name__}: {error})") from error
+            if len(keys) - before != shard.samples:
+                raise DataError(f"{shard.url}: holds {len(keys) - before} samples but the manifest says "
+                                f"{shard.samples}")
+        self.keys, self.members = keys, members
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global id → (shard number, row within the shard)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} of {len(self)}")
+        shard = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return shard, index - int(self.starts[shard])
+
+    def __getitem__(self, index: int) -> Sample:
+        shard_no, row = self.locate(index)
+        shard = self.shards.shards[shard_no]
+        if self.format == "parquet":
+            return self._parquet_row(shard_no, row)
+        handle = self._handles.get(shard_no)
+        if handle is None:
+            handle = self._handles[shard_no] = open(shard.local, "rb")  # type: ignore[arg-type]  # noqa: SIM115
+        fields = {}
+        for ext, (offset, size) in self.members[index].items():
+            handle.seek(offset)
+            data = handle.read(size)
+            if len(data) != size:
+                raise DataError(f"{shard.url}: key '{self.keys[index]}' field '{ext}' is truncated")
+            fields[ext] = data
+        return self.keys[index], fields
+
+    def _parquet_row(self, shard_no: int, row: int) -> Sample:
+        import pyarrow.parquet as pq
+
+        shard = self.shards.shards[shard_no]
+        cached = self._group
+        if cached is None or cached[0] != shard_no or not cached[1] <= row < cached[1] + len(cached[2]):
+            file = pq.ParquetFile(shard.url)
+            first = 0
+            for group in range(file.num_row_groups):
+                size = file.metadata.row_group(group).num_rows
+                if row < first + size:
+                    cached = (shard_no, first, file.read_row_group(group).to_pylist())
+                    break
+                first += size
+            self._group = cached
+        assert cached is not None
+        values = dict(cached[2][row - cached[1]])
+        key = str(values.pop("__key__", None) or f"{shard_no}:{row}")
+        return key, {column: _value_bytes(value) for column, value in values.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handles"], state["_group"] = {}, None  # open files do not cross process boundaries
+        return state
