@@ -63,8 +63,9 @@ def builder_kwargs(spec: Any, context: dict[str, Any], path: str = "encoder") ->
 
 def hf_model_of(encoder: nn.Module) -> Any | None:
     """The wrapped ``transformers.PreTrainedModel`` (attribute ``model``), if any."""
-    model = getattr(encoder, "model", None)
-    return model if model is not None and hasattr(model, "save_pretrained") else None
+    from omnissl.workflows.pretrained_export import hf_model_of as wrapped
+
+    return wrapped(encoder)
 
 
 def export_encoder(encoder: Encoder, spec: Any, context: dict[str, Any], out_dir: Path, *,
@@ -78,12 +79,16 @@ def export_encoder(encoder: Encoder, spec: Any, context: dict[str, Any], out_dir
     config = {"format": FORMAT, "encoder": spec.name, "params": params, "plugins": plugins,
               "embed_dim": int(encoder.embed_dim), "output_kinds": sorted(encoder.output_kinds),
               "not_recorded": left_out, **(extra or {})}
-    hf = hf_model_of(encoder)
-    if hf is not None:
-        hf.save_pretrained(str(out_dir / "hf_model"))
-        config["hf_model"] = "hf_model"
+    # The library-native copy (HF + tokenizer/processor, timm, torchvision) and the README: issue 21.
+    from omnissl.workflows.pretrained_export import write_native, write_readme
+
+    native = write_native(encoder, out_dir, context=context)
+    if native is not None:
+        config[native["folder"]] = native["folder"]
+        config["native_library"] = native["library"]
     path = out_dir / CONFIG_NAME
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    write_readme(out_dir, config, native)
     return path
 
 
@@ -117,7 +122,10 @@ def export_paths(out: Path, towers: list[str] | None) -> list[Path]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"export --out {out}: {folder} is a file; export writes a folder "
                               f"({CONFIG_NAME} + {WEIGHTS_NAME}), give a folder path")
-    return [folder / name for folder in folders for name in (CONFIG_NAME, WEIGHTS_NAME, "hf_model")]
+    from omnissl.workflows.pretrained_export import NATIVE_FOLDERS, README_NAME
+
+    names = (CONFIG_NAME, WEIGHTS_NAME, *NATIVE_FOLDERS, README_NAME)
+    return [folder / name for folder in folders for name in names]
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None, *, checkpoint: str | Path | None = None,

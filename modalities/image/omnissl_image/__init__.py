@@ -4,3 +4,4 @@ Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party 
 """
 
 from omnissl_image import augment, data, encoders  # noqa: F401  (registers components)
+from omnissl_image import hf_vision, timm_backbone, torchvision_backbone  # noqa: F401  (public backbones, issue 21)

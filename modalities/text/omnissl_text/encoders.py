@@ -10,7 +10,8 @@ Pooling (fixed by the recipe, identical in evaluation): ``cls`` (first token), `
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +64,36 @@ class HFTextEncoder(Encoder):
         hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
         return EncoderOutput(pooled=pool_tokens(hidden, attention, self.pool), tokens=hidden,
                              padding_mask=attention == 0)
+
+    def export_pretrained(self, out_dir: Path, *, context: Mapping[str, Any]) -> dict[str, Any]:
+        """``out_dir/hf_model``: ``save_pretrained`` of the model **and of the tokeniser the data used**
+        (``context["tokenizer_dir"]``), so ``AutoTokenizer`` on the export gives the training vocabulary — without
+        it, transformers "loads" a 5-token default vocabulary and every word becomes ``[UNK]`` (issue 21)."""
+        from omnissl_text.tokenization import load_tokenizer
+
+        folder = out_dir / "hf_model"
+        tokenizer_dir = context.get("tokenizer_dir")
+        if tokenizer_dir is None:
+            raise ConfigError(f"export: {self.name} was built without a tokeniser in the data's input_spec "
+                              f"(tokenizer_dir); cannot write a loadable HF folder")
+        info = load_tokenizer(str(tokenizer_dir))
+        if len(info.tokenizer) > self.vocab_size:
+            raise ConfigError(f"export: tokeniser {tokenizer_dir} has {len(info.tokenizer)} ids but the model "
+                              f"embeds {self.vocab_size}")
+        self.model.save_pretrained(str(folder))
+        info.tokenizer.save_pretrained(str(folder))
+        pooled = {"cls": "last_hidden_state[:, 0]",
+                  "mean": "(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # h = last_hidden_state",
+                  "last": "last_hidden_state[range(B), mask.sum(1) - 1]"}[self.pool]
+        return {"library": "transformers", "folder": "hf_model",
+                "input": {"modality": "text", "tokenizer": "hf_model (saved beside the weights)",
+                          "pool": self.pool, "max_positions": self.max_positions},
+                "load": ("from transformers import AutoModel, AutoTokenizer\n"
+                         "model = AutoModel.from_pretrained('hf_model').eval()\n"
+                         "tokenizer = AutoTokenizer.from_pretrained('hf_model')\n"
+                         "batch = tokenizer(texts, padding=True, truncation=True, return_tensors='pt')\n"
+                         "h, mask = model(**batch).last_hidden_state, batch['attention_mask']\n"
+                         f"embedding = {pooled}")}
 
 
 def _check_heads(dim: int, heads: int) -> None:
