@@ -28,6 +28,7 @@ VERBS = (
     "compare",
     "embed",
     "export",
+    "shard",
 )
 
 
