@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError,
+                      field_validator, model_validator)
 
 from omnissl.core.errors import ConfigError
 from omnissl.core.overrides import apply_overrides, parse_override, set_dotted
 from omnissl.core.safe_yaml import load_yaml_text, read_yaml_file
 
-__all__ = ["Recipe", "Component", "load_recipe", "recipe_from_dict", "dump_recipe", "recipe_differences",
-           "variant_recipes", "load_yaml_text", "read_yaml_file", "apply_overrides", "parse_override"]
+__all__ = ["Recipe", "Component", "Tower", "load_recipe", "recipe_from_dict", "dump_recipe", "recipe_dict",
+           "recipe_differences", "variant_recipes", "load_yaml_text", "read_yaml_file", "apply_overrides", "parse_override"]
 
 
 def _no_bool(value: Any) -> Any:
@@ -154,49 +154,107 @@ class EvalConfig(Strict):
     batch_size: StrictInt = Field(512, ge=1)
     max_train_samples: StrictInt | None = Field(None, ge=1)
     max_test_samples: StrictInt | None = Field(None, ge=1)
+    # Helper C (issue 18): the registered evaluation protocols (omnissl list evaluations); None = [knn, linear_probe].
+    protocols: list[Component] | None = Field(None, description="evaluation protocols, e.g. [{name: ts_rbf_svm}]")
+
+
+_TOWER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # a folder name for `export` and a dotted-key part
+
+
+def _normalise_towers(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``(data in the towers form, whether the recipe was written in the short form)``.
+
+    The short form ``encoder:`` + ``augment:`` is sugar for ``towers: {main: {encoder, augment}}``; after this every
+    recipe has ``towers``, so no stage has to ask which form it was given.
+    """
+    short_keys = [key for key in ("encoder", "augment") if key in data]
+    if "towers" in data:
+        if short_keys:
+            raise ValueError("'towers' replaces top-level 'encoder'/'augment': use one form, not both")
+        return data, False
+    if "encoder" not in data:
+        raise ValueError("give either 'encoder' (one modality) or 'towers' (paired modalities)")
+    rest = {key: value for key, value in data.items() if key not in short_keys}
+    tower = {key: data[key] for key in short_keys if data[key] is not None}
+    return {**rest, "towers": {"main": tower}}, True
 
 
 class Recipe(Strict):
+    """A validated recipe. ``towers`` is always filled: a single-modality recipe (``encoder:`` + ``augment:``)
+    is the one tower ``main``; :func:`dump_recipe` writes it back in the short form it was written in."""
+
     name: str
     description: str = ""
     seed: StrictInt = 0
     plugins: list[str] = Field(default_factory=list, description="modality plugins this recipe needs")
     data: Component
-    encoder: Component | None = None
-    augment: Augment | None = None
-    towers: dict[str, Tower] | None = None
+    towers: dict[str, Tower] = Field(description="one entry per modality; 'encoder' + 'augment' is towers.main")
     objective: Component
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named sets of dotted-key overrides, e.g. the paper-scale GPU settings"
     )
+    _short_form: bool = PrivateAttr(False)
 
-    @model_validator(mode="after")
-    def _one_tower_form(self) -> "Recipe":
-        if self.towers is None and self.encoder is None:
-            raise ValueError("give either 'encoder' (one modality) or 'towers' (paired modalities)")
-        if self.towers is not None and (self.encoder is not None or self.augment is not None):
-            raise ValueError("'towers' replaces top-level 'encoder'/'augment': use one form, not both")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _towers_form(cls, data: Any, handler: Any) -> "Recipe":
+        short = False
+        if isinstance(data, dict):
+            data, short = _normalise_towers(data)
+        recipe = handler(data)
+        if isinstance(recipe, Recipe) and short:
+            recipe._short_form = True
+        return recipe
+
+    @field_validator("towers")
+    @classmethod
+    def _tower_names(cls, towers: dict[str, Tower]) -> dict[str, Tower]:
+        if not towers:
+            raise ValueError("needs at least one tower")
+        bad = [name for name in towers if not _TOWER_NAME.match(name)]
+        if bad:
+            raise ValueError(f"tower name {bad[0]!r}: use letters, digits, '_', '-' or '.' (it names a folder)")
+        return towers
+
+    @property
+    def short_form(self) -> bool:
+        """Written as top-level ``encoder:``/``augment:``: error paths and dumps use those keys."""
+        return self._short_form
+
+    def tower_key(self, tower: str, part: str) -> str:
+        """Where ``part`` of ``tower`` is written in the recipe: ``encoder`` or ``towers.<tower>.encoder``."""
+        return part if self._short_form else f"towers.{tower}.{part}"
+
+    @property
+    def encoder(self) -> Component | None:
+        """The encoder of a single-tower recipe (None with several towers): read-only shorthand."""
+        return next(iter(self.towers.values())).encoder if len(self.towers) == 1 else None
+
+    @property
+    def augment(self) -> Augment | None:
+        """The augmentation of a single-tower recipe (None with several towers): read-only shorthand."""
+        return next(iter(self.towers.values())).augment if len(self.towers) == 1 else None
 
     def tower_specs(self) -> dict[str, Tower]:
-        """Towers keyed by name; a single-modality recipe has one tower called ``main``."""
-        if self.towers is not None:
-            return dict(self.towers)
-        assert self.encoder is not None
-        return {"main": Tower(encoder=self.encoder, augment=self.augment or Augment())}
+        """Towers keyed by name (``recipe.towers``, a copy)."""
+        return dict(self.towers)
 
     @property
     def is_paired(self) -> bool:
-        return self.towers is not None
+        """Several towers; their batches are ``{tower: input}`` (prefer :class:`omnissl.train.assemble.Assembled`'s
+        per-tower accessors to branching on this)."""
+        return len(self.towers) > 1
 
 
 def _format_errors(error: ValidationError, model: type[BaseModel], source: str,
-                   label: Callable[[str], str] = str) -> str:
+                   label: Callable[[str], str] = str, short_form: bool = False) -> str:
     lines = []
     for item in error.errors():
-        path = label(".".join(str(part) for part in item["loc"]) or "(top level)")
+        loc = tuple(item["loc"])
+        shown = loc[2:] if short_form and loc[:2] == ("towers", "main") and len(loc) > 2 else loc
+        path = label(".".join(str(part) for part in shown) or "(top level)")
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key" + _suggestion(model, item["loc"])
@@ -206,11 +264,16 @@ def _format_errors(error: ValidationError, model: type[BaseModel], source: str,
 
 def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     current: Any = model
+    keyed = False  # the previous part was a dict field (``towers``): this part is a key, not a field
     for part in loc[:-1]:
+        if keyed:
+            keyed = False
+            continue
         field = getattr(current, "model_fields", {}).get(str(part))
         if field is None:
             field = next((f for f in getattr(current, "model_fields", {}).values() if f.alias == part), None)
         annotation = getattr(field, "annotation", None)
+        keyed = getattr(annotation, "__origin__", None) is dict
         current = next((a for a in getattr(annotation, "__args__", (annotation,)) if hasattr(a, "model_fields")), None)
         if current is None:
             return ""
@@ -260,8 +323,9 @@ def recipe_from_dict(raw: Any, *, source: str = "recipe", overrides: list[str] |
     raw = apply_overrides(raw, overrides or [])
     try:
         recipe = Recipe.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(_format_errors(error, Recipe, source, label)) from None
+    except ValidationError as error:  # a short-form recipe's errors name the keys it wrote (augment.global...)
+        short = isinstance(raw, dict) and "towers" not in raw
+        raise ConfigError(_format_errors(error, Recipe, source, label, short_form=short)) from None
     _check_context_only(recipe, source, label)
     return recipe
 
@@ -280,8 +344,24 @@ def variant_recipes(path: str | Path, overrides: list[str] | None = None) -> dic
             for name in variants}
 
 
+def recipe_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as plain data in the form it was written: a short-form recipe gets its ``encoder``/``augment``
+    back in place of ``towers``, so a run's ``recipe.yaml`` reads like the file the user wrote."""
+    dumped = recipe.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if not recipe.short_form:
+        return dumped
+    main = dumped["towers"]["main"]
+    out: dict[str, Any] = {}
+    for key, value in dumped.items():
+        if key == "towers":
+            out["encoder"], out["augment"] = main["encoder"], main["augment"]
+        else:
+            out[key] = value
+    return out
+
+
 def dump_recipe(recipe: Recipe) -> str:
-    return yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
+    return yaml.safe_dump(recipe_dict(recipe), sort_keys=False)
 
 
 def recipe_differences(a: Any, b: Any, *, prefix: str = "") -> list[str]:

@@ -3,6 +3,11 @@
 Builders are plain functions with keyword-only, typed parameters. A parameter the recipe leaves out is filled
 from the *context* when a value of the same name is there (``encoder`` for objectives, ``in_channels`` or
 ``vocab_size`` from the data bundle's ``input_spec``), otherwise the builder's default applies.
+
+Inside ``with recording() as calls:`` every successful :func:`build_component` appends a :class:`ResolvedCall`:
+each keyword argument the builder got and where it came from — ``recipe``, ``input_spec`` (a
+:class:`BuildContext` says which context values the dataset published), ``context`` (data root, seed, the
+encoder an objective wraps) or ``default``. A run writes them to ``resolved.yaml`` (``omnissl.train.resolved``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,11 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
-from typing import Any, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -19,6 +28,72 @@ from omnissl.core.errors import ConfigError, OmnisslError, RegistryError
 from omnissl.core.registry import Entry, Registry
 
 _ADAPTER_CONFIG = ConfigDict(arbitrary_types_allowed=True, strict=False)
+SOURCES = ("recipe", "input_spec", "context", "default")
+
+
+class BuildContext(dict):  # type: ignore[type-arg]
+    """Context values for :func:`build_component` that know their source: ``input_spec`` entries (what the dataset
+    published: ``in_channels``, ``vocab_size`` …) and other ``context`` (data root, seed, an objective's encoder)."""
+
+    def __init__(self, *, input_spec: Mapping[str, Any] | None = None,
+                 context: Mapping[str, Any] | None = None) -> None:
+        super().__init__({**(input_spec or {}), **(context or {})})
+        self.sources = {**{k: "input_spec" for k in input_spec or {}}, **{k: "context" for k in context or {}}}
+
+
+@dataclass
+class ResolvedCall:
+    """One builder call: ``params`` maps each keyword argument to ``{"value": …, "source": …}``; a value that is
+    not plain data (an encoder module, a tensor) is recorded as ``"<TypeName>"`` with ``"plain": False``."""
+
+    path: str
+    kind: str
+    name: str
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_RECORDER: ContextVar[list[ResolvedCall] | None] = ContextVar("omnissl_resolved_calls", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[ResolvedCall]]:
+    """Collect the :class:`ResolvedCall` of every component built inside the block (nested builds included)."""
+    calls: list[ResolvedCall] = []
+    token = _RECORDER.set(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDER.reset(token)
+
+
+def plain_value(value: Any) -> tuple[Any, bool]:
+    """``(value as YAML/JSON data, whether that is exact)``: tuples → lists, paths → strings; other objects →
+    ``"<TypeName>"`` and ``False``."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value, True
+    if isinstance(value, Path):
+        return str(value), True
+    if isinstance(value, (list, tuple)):
+        items = [plain_value(v) for v in value]
+        return [v for v, _ in items], all(ok for _, ok in items)
+    if isinstance(value, dict):
+        pairs = {str(k): plain_value(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, all(ok for _, ok in pairs.values())
+    return f"<{type(value).__name__}>", False
+
+
+def _record(entry: Entry, path: str, kwargs: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    calls = _RECORDER.get()
+    if calls is None:
+        return
+    call = ResolvedCall(path=path, kind=entry.kind, name=entry.name)
+    for name, parameter in entry.signature.parameters.items():
+        if parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+            continue
+        source = sources.get(name, "default")
+        value, exact = plain_value(kwargs[name] if name in kwargs else parameter.default)
+        call.params[name] = {"value": value, "source": source, **({} if exact else {"plain": False})}
+    calls.append(call)
 
 
 def _type_hints(entry: Entry) -> dict[str, Any]:
@@ -83,16 +158,19 @@ def build_component(registry: Registry[Any], spec: Component, path: str,
     """Build ``spec`` from ``registry``; errors name ``path`` (e.g. ``objective.temperature``)."""
     entry = resolve_entry(registry, spec, path)
     kwargs = check_params(entry, spec.params, path)
+    sources = {name: "recipe" for name in kwargs}
     context = context or {}
+    context_sources = getattr(context, "sources", {})
     for name, parameter in entry.signature.parameters.items():
         if name in kwargs or parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
             continue
         if name in context:
             kwargs[name] = context[name]
+            sources[name] = context_sources.get(name, "context")
         elif parameter.default is inspect.Parameter.empty:
             raise ConfigError(f"{path}: {entry.kind} '{entry.name}' needs parameter '{name}'")
     try:
-        return entry.builder(**kwargs)
+        built = entry.builder(**kwargs)
     except OmnisslError:
         raise  # already names its file / key
     except (ValueError, TypeError) as error:
@@ -100,6 +178,8 @@ def build_component(registry: Registry[Any], spec: Component, path: str,
     except Exception as error:  # noqa: BLE001 - e.g. torch's "negative dimension" for width: -4, or an HF
         # UnpicklingError: whatever a builder raises, the user needs the recipe key that caused it (F19, F23).
         raise ConfigError(f"{path}: building '{entry.name}' failed: {_one_line(error)}") from error
+    _record(entry, path, kwargs, sources)
+    return built
 
 
 def check_components(recipe: Any) -> None:
@@ -110,12 +190,11 @@ def check_components(recipe: Any) -> None:
     checks: list[tuple[Registry[Any], Component, str]] = [(DATASETS, recipe.data, "data"),
                                                           (OBJECTIVES, recipe.objective, "objective")]
     for name, tower in recipe.tower_specs().items():
-        base = "" if not recipe.is_paired else f"towers.{name}."
-        checks.append((ENCODERS, tower.encoder, f"{base}encoder"))
+        checks.append((ENCODERS, tower.encoder, recipe.tower_key(name, "encoder")))
         for group_name, group in (("global", tower.augment.global_views), ("local", tower.augment.local_views)):
             if group is None:
                 continue
-            where = f"{base}augment.{group_name}"
+            where = f"{recipe.tower_key(name, 'augment')}.{group_name}"
             checks += [(AUGMENTATIONS, op, f"{where}.ops.{i}") for i, op in enumerate(group.ops)]
             checks += [(AUGMENTATIONS, op, f"{where}.per_view.{v}.{i}")
                        for v, ops in enumerate(group.per_view or []) for i, op in enumerate(ops)]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from torch import nn
 
-from omnissl.core.errors import IncompatibleError
+from omnissl.core.errors import ConfigError, IncompatibleError
 from omnissl.core.types import Encoder, ObjectiveOutput, OutputKind, ViewSet
 
 
@@ -29,17 +29,34 @@ class Objective(nn.Module):
     """A trainable SSL method that owns its encoder(s) and heads.
 
     ``forward(views)`` returns an :class:`ObjectiveOutput`; ``on_step_end`` runs after each optimizer step
-    (EMA teachers, queues, centres); ``towers`` names the encoders that evaluation reads features from —
-    always backbones, never projection heads.
+    (EMA teachers, queues, centres: keep their state in buffers so checkpoints capture it); ``towers`` names the
+    encoders that evaluation reads features from — always backbones, never projection heads.
+
+    Every recipe hands its objective ``{tower: ViewSet}`` (``Assembled.views``); a single-tower objective is
+    called with that mapping or a bare ViewSet and its ``forward`` always gets the one ViewSet (``__call__``
+    unwraps it), so single-modality methods never see tower names. ``tower_name`` is the recipe's name for the
+    one tower (``main`` unless the recipe names it).
     """
 
     requires: OutputKind = "pooled"
     paired: bool = False
+    tower_name: str = "main"
 
     def __init__(self, encoder: Encoder) -> None:
         super().__init__()
         require_output(encoder, self.requires, type(self).__name__)
         self.encoder = encoder
+
+    def __call__(self, views: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(self._one_tower(views), *args, **kwargs)
+
+    def _one_tower(self, views: Any) -> Any:
+        if self.paired or not isinstance(views, Mapping):
+            return views
+        if len(views) != 1:
+            raise ConfigError(f"objective '{type(self).__name__}' takes one tower, got views for "
+                              f"{', '.join(map(str, views))}")
+        return next(iter(views.values()))
 
     def forward(self, views: ViewSet) -> ObjectiveOutput:  # pragma: no cover - interface
         raise NotImplementedError
@@ -49,14 +66,12 @@ class Objective(nn.Module):
 
     @property
     def towers(self) -> dict[str, Encoder]:
-        return {"main": self.encoder}
-
-    def extra_state_for_checkpoint(self) -> dict[str, Any]:
-        return {}
+        return {self.tower_name: self.encoder}
 
 
 class PairedObjective(Objective):
-    """A cross-modal objective over several named towers (CLIP, SigLIP); ``forward`` gets a ViewSet per tower."""
+    """A cross-modal objective over two or more named towers (CLIP, SigLIP); ``forward`` gets ``{tower: ViewSet}``
+    for every tower of the recipe."""
 
     paired = True
 

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
-from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
+from omnissl.objectives.ema import MomentumSchedule, make_teacher
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
 from omnissl.core.registry import OBJECTIVES
@@ -38,12 +38,11 @@ class BYOL(Objective):
     def __init__(self, encoder: Encoder, *, projection_dim: int, hidden_dim: int, momentum: float,
                  momentum_end: float) -> None:
         super().__init__(encoder)
-        self.momentum, self.momentum_end = momentum, momentum_end
+        self.ema = MomentumSchedule(base=momentum, final=momentum_end)
         self.projector = MLPHead(in_dim=encoder.embed_dim, hidden_dim=hidden_dim, out_dim=projection_dim)
         self.predictor = MLPHead(in_dim=projection_dim, hidden_dim=hidden_dim, out_dim=projection_dim)
         self.target_encoder = make_teacher(encoder)
         self.target_projector = make_teacher(self.projector)
-        self.current_momentum = momentum
 
     @torch.no_grad()
     def _target(self, x: object) -> Tensor:
@@ -57,12 +56,11 @@ class BYOL(Objective):
         t1, t2 = run_views(self._target, pair)
         loss = byol_loss(p1, t2) + byol_loss(p2, t1)
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"regression": global_log(loss), "momentum": self.current_momentum})
+                               logs={"regression": global_log(loss), "momentum": self.ema.current})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
-        self.current_momentum = cosine_momentum(step, total_steps, base=self.momentum, final=self.momentum_end)
-        ema_update(self.target_encoder, self.encoder, momentum=self.current_momentum)
-        ema_update(self.target_projector, self.projector, momentum=self.current_momentum)
+        self.ema.update([(self.target_encoder, self.encoder), (self.target_projector, self.projector)], step=step,
+                        total_steps=total_steps)
 
 
 @OBJECTIVES.register("byol", description="BYOL: online predictor regresses an EMA target network (Grill et al., 2020)")

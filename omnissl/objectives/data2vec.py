@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from omnissl.core.errors import ConfigError
 from omnissl.objectives._global_stats import global_log, masked_share
 from omnissl.objectives.base import Objective
-from omnissl.objectives.ema import ema_update, make_teacher
+from omnissl.objectives.ema import MomentumSchedule, make_teacher
 from omnissl.objectives.mae import encode_visible
 from omnissl.objectives.masking import TokenDecoder
 from omnissl.objectives.multiview import need_views
@@ -53,11 +53,10 @@ class Data2Vec(Objective):
                  momentum_end: float) -> None:
         super().__init__(encoder)
         self.mask_ratio, self.top_k, self.loss_beta = mask_ratio, top_k, loss_beta
-        self.momentum, self.momentum_end = momentum, momentum_end
+        self.ema = MomentumSchedule(base=momentum, final=momentum_end, schedule="linear")
         self.decoder = TokenDecoder(in_dim=encoder.embed_dim, dim=decoder_dim, depth=decoder_depth,
                                     heads=decoder_heads, out_dim=encoder.embed_dim)
         self.teacher = make_teacher(encoder)
-        self.current_momentum = momentum
 
     @torch.no_grad()
     def targets(self, x: object) -> Tensor:
@@ -79,12 +78,10 @@ class Data2Vec(Objective):
                                   padding_mask=sequence.padding_mask)
         loss = masked_regression(prediction, target, plan.masked, beta=self.loss_beta)
         return ObjectiveOutput(loss=loss, embeddings=out.pooled.detach(),
-                               logs={"regression": global_log(loss), "momentum": self.current_momentum})
+                               logs={"regression": global_log(loss), "momentum": self.ema.current})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
-        progress = min(1.0, (step + 1) / max(1, total_steps))
-        self.current_momentum = self.momentum + (self.momentum_end - self.momentum) * progress
-        ema_update(self.teacher, self.encoder, momentum=self.current_momentum)
+        self.ema.update([(self.teacher, self.encoder)], step=step, total_steps=total_steps)
 
 
 @OBJECTIVES.register("data2vec", description="data2vec: predict the EMA teacher's top-K layer average at masked tokens (Baevski et al., 2022)")

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from omnissl.objectives._global_stats import batch_mean_nograd, global_log, sample_mean
 from omnissl.objectives.base import Objective
-from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
+from omnissl.objectives.ema import MomentumSchedule, make_teacher
 from omnissl.objectives.heads import DINOHead
 from omnissl.objectives.multiview import need_views, run_views
 from omnissl.core.registry import OBJECTIVES
@@ -61,7 +61,8 @@ class DINO(Objective):
         super().__init__(encoder)
         self.student_temp, self.teacher_temp = student_temp, teacher_temp
         self.warmup_teacher_temp, self.warmup_teacher_steps = warmup_teacher_temp, warmup_teacher_steps
-        self.center_momentum, self.momentum, self.momentum_end = center_momentum, momentum, momentum_end
+        self.center_momentum = center_momentum
+        self.ema = MomentumSchedule(base=momentum, final=momentum_end)
         self.evaluate = evaluate
         self.head = DINOHead(in_dim=encoder.embed_dim, hidden_dim=hidden_dim, bottleneck_dim=bottleneck_dim,
                              out_dim=out_dim)
@@ -69,12 +70,11 @@ class DINO(Objective):
         self.teacher_head = make_teacher(self.head)
         self.register_buffer("center", torch.zeros(1, out_dim))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self.current_momentum = momentum
 
     @property
     def towers(self) -> dict[str, Encoder]:
         # The paper evaluates the teacher, which is consistently better than the student (§5.2, Fig. 6).
-        return {"main": self.teacher_encoder if self.evaluate == "teacher" else self.encoder}  # type: ignore[dict-item]
+        return {self.tower_name: self.teacher_encoder if self.evaluate == "teacher" else self.encoder}  # type: ignore[dict-item]
 
     @torch.no_grad()
     def update_center(self, teacher_outputs: Tensor) -> None:
@@ -98,13 +98,12 @@ class DINO(Objective):
             self.update_center(torch.cat(teacher))
         return ObjectiveOutput(loss=loss, embeddings=h[0].detach(),
                                logs={"dino_ce": global_log(loss), "teacher_temp": temp,
-                                     "momentum": self.current_momentum})
+                                     "momentum": self.ema.current})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
         self.steps_done.fill_(step + 1)
-        self.current_momentum = cosine_momentum(step, total_steps, base=self.momentum, final=self.momentum_end)
-        ema_update(self.teacher_encoder, self.encoder, momentum=self.current_momentum)
-        ema_update(self.teacher_head, self.head, momentum=self.current_momentum)
+        self.ema.update([(self.teacher_encoder, self.encoder), (self.teacher_head, self.head)], step=step,
+                        total_steps=total_steps)
 
 
 @OBJECTIVES.register("dino", description="DINO: self-distillation with a centred, sharpened EMA teacher (Caron et al., 2021)")

@@ -27,7 +27,7 @@ from omnissl.core.collectives import gather_cat_nograd, world_size
 from omnissl.core.errors import ConfigError
 from omnissl.objectives._global_stats import global_log, token_mean
 from omnissl.objectives.base import Objective
-from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
+from omnissl.objectives.ema import MomentumSchedule, make_teacher
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
 from omnissl.core.registry import OBJECTIVES
@@ -57,7 +57,7 @@ class MoCoV2(Objective):
                  hidden_dim: int, momentum: float, momentum_end: float, symmetric: bool) -> None:
         super().__init__(encoder)
         self.temperature, self.symmetric = temperature, symmetric
-        self.momentum, self.momentum_end = momentum, momentum_end
+        self.ema = MomentumSchedule(base=momentum, final=momentum_end)
         # MoCo v2's projector: fc-ReLU-fc without BatchNorm.
         self.projector = MLPHead(in_dim=encoder.embed_dim, hidden_dim=hidden_dim, out_dim=projection_dim,
                                  num_layers=2, batch_norm=False)
@@ -65,7 +65,6 @@ class MoCoV2(Objective):
         self.key_projector = make_teacher(self.projector)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, projection_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        self.current_momentum = momentum
 
     def _query(self, x: object) -> Tensor:
         return self.encoder(x).pooled
@@ -106,12 +105,11 @@ class MoCoV2(Objective):
         accuracy = token_mean((logits.argmax(dim=1) == 0).float())
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
                                logs={"info_nce": global_log(loss), "positive_top1": global_log(accuracy),
-                                     "momentum": self.current_momentum})
+                                     "momentum": self.ema.current})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
-        self.current_momentum = cosine_momentum(step, total_steps, base=self.momentum, final=self.momentum_end)
-        ema_update(self.key_encoder, self.encoder, momentum=self.current_momentum)
-        ema_update(self.key_projector, self.projector, momentum=self.current_momentum)
+        self.ema.update([(self.key_encoder, self.encoder), (self.key_projector, self.projector)], step=step,
+                        total_steps=total_steps)
 
 
 @OBJECTIVES.register("moco_v2", description="MoCo v2: momentum key encoder + FIFO queue of negatives (He et al., 2020)")

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from omnissl.core.collectives import gather_cat, gather_cat_nograd
 from omnissl.objectives.base import Objective
-from omnissl.objectives.ema import cosine_momentum, ema_update, make_teacher
+from omnissl.objectives.ema import MomentumSchedule, make_teacher
 from omnissl.objectives.heads import MLPHead
 from omnissl.objectives.multiview import need_views, run_views
 from omnissl.core.registry import OBJECTIVES
@@ -40,14 +40,14 @@ class MoCoV3(Objective):
     def __init__(self, encoder: Encoder, *, temperature: float, projection_dim: int, hidden_dim: int,
                  predictor_hidden_dim: int, momentum: float, momentum_end: float) -> None:
         super().__init__(encoder)
-        self.temperature, self.momentum, self.momentum_end = temperature, momentum, momentum_end
+        self.temperature = temperature
+        self.ema = MomentumSchedule(base=momentum, final=momentum_end)
         self.projector = MLPHead(in_dim=encoder.embed_dim, hidden_dim=hidden_dim, out_dim=projection_dim,
                                  num_layers=3, last_batch_norm=True)
         self.predictor = MLPHead(in_dim=projection_dim, hidden_dim=predictor_hidden_dim, out_dim=projection_dim,
                                  num_layers=2, last_batch_norm=True)
         self.momentum_encoder = make_teacher(encoder)
         self.momentum_projector = make_teacher(self.projector)
-        self.current_momentum = momentum
 
     @torch.no_grad()
     def _key(self, x: object) -> Tensor:
@@ -62,12 +62,11 @@ class MoCoV3(Objective):
         loss = moco_v3_contrastive(q1, k2, temperature=self.temperature) + \
             moco_v3_contrastive(q2, k1, temperature=self.temperature)
         return ObjectiveOutput(loss=loss, embeddings=h1.detach(),
-                               logs={"contrastive": loss.detach(), "momentum": self.current_momentum})
+                               logs={"contrastive": loss.detach(), "momentum": self.ema.current})
 
     def on_step_end(self, *, step: int, total_steps: int) -> None:
-        self.current_momentum = cosine_momentum(step, total_steps, base=self.momentum, final=self.momentum_end)
-        ema_update(self.momentum_encoder, self.encoder, momentum=self.current_momentum)
-        ema_update(self.momentum_projector, self.projector, momentum=self.current_momentum)
+        self.ema.update([(self.momentum_encoder, self.encoder), (self.momentum_projector, self.projector)],
+                        step=step, total_steps=total_steps)
 
 
 @OBJECTIVES.register("moco_v3", description="MoCo v3: momentum encoder, predictor, symmetric in-batch InfoNCE (Chen et al., 2021)")

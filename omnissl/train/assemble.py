@@ -1,25 +1,50 @@
 """Build a recipe's pieces — data bundle, encoders, augmentation policies, objective — in one place.
 
 ``train``, ``eval`` and ``validate`` all go through :func:`assemble`, so what validates is what trains.
+
+One tower model
+---------------
+Every recipe has ``recipe.towers`` (a single-modality recipe is the one tower ``main``), and :class:`Assembled`
+answers every per-tower question, so no caller branches on single vs paired:
+
+- ``assembled.tower_names`` — the towers in recipe order (``["main"]``, ``["image", "audio"]``, …);
+- ``assembled.encoders`` — ``{tower: Encoder}`` that evaluation reads (the objective's ``towers``: backbones,
+  an EMA teacher where the paper evaluates it);
+- ``assembled.policies`` — ``{tower: ViewPolicy}``;
+- ``assembled.tower_input(x, tower)`` — that tower's part of a collated batch input ``x = batch["x"]`` (with one
+  tower ``x`` itself, with several ``x[tower]``); ``assembled.selector(tower)`` is the same as a one-argument
+  callable, for ``select=`` arguments (feature extraction, k-NN, probes);
+- ``assembled.views(x)`` — the objective's input, ``{tower: ViewSet}`` for every recipe (a single-tower
+  objective's ``forward(views: ViewSet)`` gets its one ViewSet: :class:`omnissl.objectives.base.Objective`
+  unwraps it);
+- ``assembled.batch_size(x)`` — samples in ``x``;
+- ``assembled.input_spec(tower)`` — what the dataset published for that tower (``in_channels``, ``vocab_size``);
+- ``assembled.recipe.tower_key(tower, "encoder")`` — where a tower's piece is written (``encoder`` or
+  ``towers.<tower>.encoder``), for error messages;
+- ``assembled.resolved`` — every builder call with its resolved keyword arguments and their sources
+  (:class:`omnissl.core.instantiate.ResolvedCall`; written to ``RUN_DIR/resolved.yaml``).
+
+Nothing limits a recipe to two towers: a multi-tower objective (``PairedObjective``) gets ``encoders`` for all.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 
 from omnissl.augment.policy import ViewPolicy, build_policy
-from omnissl.core.instantiate import build_component
 from omnissl.core.config import Component, Recipe
-from omnissl.data.hints import DATA_ROOT_ENV, with_data_hint
 from omnissl.core.errors import ConfigError, DataError
-from omnissl.objectives.base import Objective
+from omnissl.core.instantiate import BuildContext, ResolvedCall, build_component, recording
 from omnissl.core.registry import DATASETS, ENCODERS, OBJECTIVES, require_plugins
-from omnissl.core.types import DataBundle, Encoder
+from omnissl.core.types import DataBundle, Encoder, ViewSet, batch_size_of
+from omnissl.data.hints import DATA_ROOT_ENV, with_data_hint
+from omnissl.objectives.base import Objective
 
 
 def data_root(explicit: str | Path | None = None) -> Path:
@@ -29,12 +54,44 @@ def data_root(explicit: str | Path | None = None) -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, "data"))
 
 
+def tower_input(recipe: Recipe, x: Any, tower: str) -> Any:
+    """``tower``'s part of a collated batch input: batches of a recipe with several towers are ``{tower: input}``
+    (the ``paired`` dataset), a one-tower recipe's batch is the input itself."""
+    if tower not in recipe.towers:
+        raise ConfigError(f"tower '{tower}': the recipe has towers {', '.join(recipe.towers)}")
+    return x[tower] if len(recipe.towers) > 1 else x
+
+
 @dataclass
 class Assembled:
     recipe: Recipe
     bundle: DataBundle
     objective: Objective
     policies: dict[str, ViewPolicy]
+    resolved: list[ResolvedCall] = field(default_factory=list)
+
+    @property
+    def tower_names(self) -> list[str]:
+        return list(self.recipe.towers)
+
+    @property
+    def encoders(self) -> dict[str, Encoder]:
+        return dict(self.objective.towers)
+
+    def tower_input(self, x: Any, tower: str) -> Any:
+        return tower_input(self.recipe, x, tower)
+
+    def selector(self, tower: str) -> Callable[[Any], Any]:
+        return functools.partial(tower_input, self.recipe, tower=tower)
+
+    def views(self, x: Any) -> dict[str, ViewSet]:
+        return {name: policy(self.tower_input(x, name)) for name, policy in self.policies.items()}
+
+    def batch_size(self, x: Any) -> int:
+        return batch_size_of(self.tower_input(x, self.tower_names[0]))
+
+    def input_spec(self, tower: str) -> dict[str, Any]:
+        return tower_spec(self.recipe, self.bundle.input_spec, tower)
 
 
 def check_plugins(recipe: Recipe) -> None:
@@ -50,7 +107,7 @@ def build_data(recipe: Recipe, *, root: str | Path | None = None, synthetic: int
             raise ConfigError(f"data.name: dataset '{entry.name}' cannot make synthetic samples for validation")
         context["synthetic"] = synthetic
     try:
-        bundle = build_component(DATASETS, recipe.data, "data", context)
+        bundle = build_component(DATASETS, recipe.data, "data", BuildContext(context=context))
     except DataError as error:
         hinted = error if synthetic is not None else with_data_hint(error, dataset=recipe.data.name, explicit_root=root)
         if hinted is error:
@@ -67,44 +124,66 @@ def build_data(recipe: Recipe, *, root: str | Path | None = None, synthetic: int
     return bundle
 
 
-def tower_context(recipe: Recipe, bundle: DataBundle, tower: str) -> dict[str, Any]:
-    spec = bundle.input_spec.get(tower, {}) if recipe.is_paired else bundle.input_spec
+def tower_spec(recipe: Recipe, input_spec: Mapping[str, Any], tower: str) -> dict[str, Any]:
+    """One tower's share of a bundle's ``input_spec`` (keyed by tower when the recipe has several)."""
+    spec = input_spec.get(tower, {}) if len(recipe.towers) > 1 else input_spec
     return dict(spec)
 
 
-def build_encoders(recipe: Recipe, bundle: DataBundle) -> dict[str, Encoder]:
+def tower_context(recipe: Recipe, bundle: DataBundle, tower: str) -> dict[str, Any]:
+    return tower_spec(recipe, bundle.input_spec, tower)
+
+
+def build_encoders(recipe: Recipe, bundle: DataBundle | None = None, *,
+                   input_spec: Mapping[str, Any] | None = None) -> dict[str, Encoder]:
+    """Each tower's encoder, its missing parameters filled from ``input_spec`` (default: the bundle's)."""
+    spec = input_spec if input_spec is not None else (bundle.input_spec if bundle is not None else {})
     encoders: dict[str, Encoder] = {}
-    for name, tower in recipe.tower_specs().items():
-        path = "encoder" if not recipe.is_paired else f"towers.{name}.encoder"
-        encoder = build_component(ENCODERS, tower.encoder, path, tower_context(recipe, bundle, name))
+    for name, tower in recipe.towers.items():
+        path = recipe.tower_key(name, "encoder")
+        context = BuildContext(input_spec=tower_spec(recipe, spec, name))
+        encoder = build_component(ENCODERS, tower.encoder, path, context)
         if not isinstance(encoder, Encoder):
             raise ConfigError(f"{path}: '{tower.encoder.name}' built a {type(encoder).__name__}, not an Encoder")
         encoders[name] = encoder
     return encoders
 
 
-def assemble(recipe: Recipe, *, root: str | Path | None = None, synthetic: int | None = None) -> Assembled:
-    check_plugins(recipe)
-    torch.manual_seed(recipe.seed)
-    bundle = build_data(recipe, root=root, synthetic=synthetic)
-    encoders = build_encoders(recipe, bundle)
-    policies = {}
-    for name, tower in recipe.tower_specs().items():
-        path = "augment" if not recipe.is_paired else f"towers.{name}.augment"
-        policies[name] = build_policy(tower.augment, path=path, context=tower_context(recipe, bundle, name))
+def build_objective(recipe: Recipe, encoders: dict[str, Encoder], *,
+                    input_spec: Mapping[str, Any]) -> Objective:
+    """The objective around ``encoders``: a single-tower objective gets ``encoder`` (and the dataset's
+    ``input_spec``), a multi-tower one ``encoders``; the recipe's tower count must fit the objective."""
     entry = OBJECTIVES.get(recipe.objective.name)
-    context: dict[str, Any] = dict(bundle.input_spec) if not recipe.is_paired else {}
-    if recipe.is_paired:
-        context["encoders"] = encoders
-    else:
-        context["encoder"] = encoders["main"]
+    several = len(encoders) > 1
+    extra = {"encoders": encoders} if several else {"encoder": next(iter(encoders.values()))}
+    context = BuildContext(input_spec={} if several else input_spec, context=extra)
     objective = build_component(OBJECTIVES, recipe.objective, "objective", context)
     if not isinstance(objective, Objective):
         raise ConfigError(f"objective: '{entry.name}' built a {type(objective).__name__}, not an Objective")
-    if objective.paired != recipe.is_paired:
+    if objective.paired != several:
         form = "'towers' (two or more modalities)" if objective.paired else "'encoder' + 'augment' (one modality)"
         raise ConfigError(f"objective.name: '{entry.name}' needs a recipe with {form}")
-    return Assembled(recipe=recipe, bundle=bundle, objective=objective, policies=policies)
+    if not several:
+        objective.tower_name = next(iter(encoders))
+    return objective
+
+
+def assemble(recipe: Recipe, *, root: str | Path | None = None, synthetic: int | None = None,
+             recorded_spec: Mapping[str, Any] | None = None) -> Assembled:
+    """Build everything. ``recorded_spec``: the ``input_spec`` a run was trained with (``resolved.yaml``), used
+    for the model instead of the one this dataset publishes now, so a trained run is rebuilt exactly."""
+    check_plugins(recipe)
+    torch.manual_seed(recipe.seed)
+    with recording() as calls:
+        bundle = build_data(recipe, root=root, synthetic=synthetic)
+        spec = bundle.input_spec if recorded_spec is None else recorded_spec
+        encoders = build_encoders(recipe, input_spec=spec)
+        policies = {}
+        for name, tower in recipe.towers.items():
+            context = BuildContext(input_spec=tower_spec(recipe, bundle.input_spec, name))
+            policies[name] = build_policy(tower.augment, path=recipe.tower_key(name, "augment"), context=context)
+        objective = build_objective(recipe, encoders, input_spec=spec)
+    return Assembled(recipe=recipe, bundle=bundle, objective=objective, policies=policies, resolved=calls)
 
 
 def random_init_encoders(recipe: Recipe, bundle: DataBundle, *, seed: int) -> dict[str, Encoder]:
@@ -114,13 +193,12 @@ def random_init_encoders(recipe: Recipe, bundle: DataBundle, *, seed: int) -> di
     for ``pretrained=False``, so the baseline is its architecture with random weights, not the pretrained model.
     """
     towers = {}
-    for name, tower in recipe.tower_specs().items():
+    for name, tower in recipe.towers.items():
         if "pretrained" in ENCODERS.get(tower.encoder.name).signature.parameters:
             spec = Component(**{**tower.encoder.model_dump(), "pretrained": False})
             tower = tower.model_copy(update={"encoder": spec})
         towers[name] = tower
-    fresh = recipe.model_copy(update={"towers": towers, "encoder": None, "augment": None}) if recipe.is_paired \
-        else recipe.model_copy(update={"encoder": towers["main"].encoder})
+    fresh = recipe.model_copy(update={"towers": towers})
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -14,13 +14,12 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from omnissl.augment.policy import make_views
 from omnissl.core.types import DataBundle, to_device
 
 WARM_IF_UNDER_S = 1.0  # a second, warm timing costs at most this much more
@@ -93,10 +92,10 @@ def step_batch(bundle: DataBundle, *, batch_size: int) -> Any:
     return next(iter(loader))
 
 
-def _timed_step(objective: nn.Module, policies: dict[str, Any], batch: Any, *, paired: bool,
+def _timed_step(objective: nn.Module, views_of: Callable[[Any], Any], batch: Any, *,
                 device: torch.device, dtype: torch.dtype | None) -> float:
     begin = time.perf_counter()
-    views = make_views(policies, to_device(batch["x"], device), paired=paired)
+    views = views_of(to_device(batch["x"], device))
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         loss = objective(views).loss
     loss.backward()
@@ -106,14 +105,13 @@ def _timed_step(objective: nn.Module, policies: dict[str, Any], batch: Any, *, p
     return time.perf_counter() - begin
 
 
-def _time(objective: nn.Module, policies: dict[str, Any], bundle: DataBundle, *, batch_size: int,
-          paired: bool, device: torch.device, dtype: torch.dtype | None, max_seconds: float) -> tuple[float, int]:
+def _time(objective: nn.Module, views_of: Callable[[Any], Any], bundle: DataBundle, *, batch_size: int,
+          device: torch.device, dtype: torch.dtype | None, max_seconds: float) -> tuple[float, int]:
     """(seconds of one forward + backward, the batch size timed). Batches grow ×4 from 8 while the next one
     projects under ``max_seconds``; a batch too costly to run is extrapolated from the largest one timed, which
     is large enough that a fixed per-step overhead (a whole graph per batch, say) does not dominate."""
     def step(size: int) -> float:
-        return _timed_step(objective, policies, step_batch(bundle, batch_size=size), paired=paired, device=device,
-                           dtype=dtype)
+        return _timed_step(objective, views_of, step_batch(bundle, batch_size=size), device=device, dtype=dtype)
 
     size = min(8, batch_size)
     seconds = step(size)  # also the warm-up: lazy initialisation, allocator, kernel selection
@@ -129,11 +127,12 @@ def _time(objective: nn.Module, policies: dict[str, Any], bundle: DataBundle, *,
     return seconds, batch_size
 
 
-def estimate_cost(*, objective: nn.Module, policies: dict[str, Any], bundle: DataBundle, batch_size: int,
-                  accumulate: int, device: torch.device, paired: bool, steps_left: int,
+def estimate_cost(*, objective: nn.Module, views_of: Callable[[Any], Any], bundle: DataBundle, batch_size: int,
+                  accumulate: int, device: torch.device, steps_left: int,
                   dtype: torch.dtype | None = None, work_on_copy: bool = False,
                   max_seconds: float = 10.0) -> CostEstimate:
     """Count ``objective``'s parameters and time one step on ``device`` (where the objective must already be).
+``views_of`` turns a collated batch input into the objective's input (``Assembled.views``).
 
     ``work_on_copy``: time a deep copy under a forked RNG, so the model about to be trained (its weights, batch-norm
     statistics, queues) and the random stream of an exactly-resumable run are left exactly as they were.
@@ -143,8 +142,8 @@ def estimate_cost(*, objective: nn.Module, policies: dict[str, Any], bundle: Dat
     with torch.random.fork_rng(devices=devices) if work_on_copy else nullcontext():
         model = copy.deepcopy(objective) if work_on_copy else objective
         model.train()
-        seconds, timed = _time(model, policies, bundle, batch_size=batch_size, paired=paired, device=device,
-                               dtype=dtype, max_seconds=max_seconds)
+        seconds, timed = _time(model, views_of, bundle, batch_size=batch_size, device=device, dtype=dtype,
+                               max_seconds=max_seconds)
         del model
     if device.type == "cuda":
         torch.cuda.empty_cache()

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from omnissl.train.assemble import Assembled
-from omnissl.augment.policy import make_views
 from omnissl.core.config import TrainConfig, dump_recipe
 from omnissl.data.tensors import training_loader
 from omnissl.train import checkpoint as ckpt
@@ -32,7 +31,7 @@ from omnissl.train.progress import Progress
 from omnissl.train.result import TrainResult
 from omnissl.train.rundir import RunLock, prepare_run_dir
 from omnissl.train.strategy import gradient_sync, load_model_state, local_tensors, model_state, prepare_model, uses_fsdp
-from omnissl.core.types import batch_size_of, to_device
+from omnissl.core.types import to_device
 
 __all__ = [
     "CollapseError",
@@ -159,7 +158,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- one step
     def _forward(self, batch: dict[str, Any]) -> Any:
-        views = make_views(self.assembled.policies, to_device(batch["x"], self.device), paired=self.recipe.is_paired)
+        views = self.assembled.views(to_device(batch["x"], self.device))
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             return self.model(views)
 
@@ -172,7 +171,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(self.config.accumulate):
             batch = next(batches)
-            samples += batch_size_of(batch["x"] if not self.recipe.is_paired else next(iter(batch["x"].values())))
+            samples += self.assembled.batch_size(batch["x"])
             with gradient_sync(self.model, config=self.config, dist=self.dist,
                                last_micro=micro == self.config.accumulate - 1):
                 output = self._forward(batch)

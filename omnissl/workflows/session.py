@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from omnissl.train.assemble import Assembled, assemble, random_init_encoders
-from omnissl.augment.policy import make_views
 from omnissl.core.instantiate import check_components
 from omnissl.core.config import Recipe, load_recipe, recipe_differences, variant_recipes
 from omnissl.data.tensors import training_loader
@@ -30,7 +29,7 @@ def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
     loader = training_loader(bundle.train, bundle, batch_size=min(batch_size, len(bundle.train)),  # type: ignore[arg-type]
                              seed=0, start_batch=0, num_workers=0)
     batch = next(iter(loader))
-    views = make_views(assembled.policies, to_device(batch["x"], "cpu"), paired=assembled.recipe.is_paired)
+    views = assembled.views(to_device(batch["x"], "cpu"))
     output = assembled.objective(views)
     if not torch.isfinite(output.loss):
         raise ConfigError(f"objective: loss is {output.loss.item()} on a synthetic batch")
@@ -73,19 +72,19 @@ def synthetic_estimate(assembled: Assembled) -> CostEstimate:
     if not available.get(device.type, True):
         label, device = f"cpu ({config.device} is not available here)", torch.device("cpu")
     objective = place_for_training(assembled.objective, config, device)
-    found = estimate_cost(objective=objective, policies=assembled.policies, bundle=assembled.bundle,
+    found = estimate_cost(objective=objective, views_of=assembled.views, bundle=assembled.bundle,
                           batch_size=config.batch_size, accumulate=config.accumulate, device=device,
-                          paired=assembled.recipe.is_paired, steps_left=config.steps,
+                          steps_left=config.steps,
                           dtype=autocast_dtype(config.precision, device))
     return found if label is None else dataclasses.replace(found, device=label)
 
 
 def training_estimate(trainer: Any) -> CostEstimate:
     """The cost of the run ``trainer`` is about to make, timed on a copy so the run itself is unchanged."""
-    config, recipe = trainer.config, trainer.recipe
-    return estimate_cost(objective=trainer.objective, policies=trainer.assembled.policies,
+    config = trainer.config
+    return estimate_cost(objective=trainer.objective, views_of=trainer.assembled.views,
                          bundle=trainer.assembled.bundle, batch_size=config.batch_size, accumulate=config.accumulate,
-                         device=trainer.device, paired=recipe.is_paired, steps_left=config.steps - trainer.step,
+                         device=trainer.device, steps_left=config.steps - trainer.step,
                          dtype=trainer.amp_dtype, work_on_copy=True)
 
 
