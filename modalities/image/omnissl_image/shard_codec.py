@@ -80,8 +80,12 @@ def build_image_codec(*, image_size: int = 64, stats_from: int = 256, examples: 
     """Channel mean/std from the first ``stats_from`` example members (ImageNet's when there are none)."""
     if image_size < 1:
         raise ConfigError(f"data.decode.image.image_size: must be positive, got {image_size}")
-    crops = [decode_image_bytes(b, image_size=image_size, where=f"example {i}")
-             for i, b in enumerate(examples[:stats_from])]
+    crops = []
+    for i, data in enumerate(examples[:stats_from]):
+        try:
+            crops.append(decode_image_bytes(data, image_size=image_size, where=f"example {i}"))
+        except DataError:
+            continue  # only the statistic leaves it out: reading that sample still raises (or skips and counts)
     if not crops:
         return ImageCodec(image_size=image_size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     sample = torch.stack(crops).float().div(255)
