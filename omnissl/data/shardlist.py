@@ -66,12 +66,19 @@ def count_tar_samples(path: Path) -> int:
     """Distinct keys of a tar shard, read from its headers only (member data is skipped, not read)."""
     keys: set[str] = set()
     try:
-        with tarfile.open(path, mode="r:*") as tar:
+        with tarfile.open(path, mode="r:") as tar:
             for member in tar:
                 if member.isfile() and not member.name.rpartition("/")[2].startswith("__"):
                     keys.add(split_key(member.name)[0])
+            end = tar.offset
+        with open(path, "rb") as handle:
+            handle.seek(end)
+            marker = handle.read(1024)
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable tar shard ({type(error).__name__}: {error})") from error
+        raise DataError(f"{path}: not a readable, uncompressed tar shard ({type(error).__name__}: {error})") from error
+    # A tar cut at a member boundary reads as a shorter, valid archive: only the end-of-archive blocks tell.
+    if len(marker) < 1024 or marker.strip(b"\0"):
+        raise DataError(f"{path}: tar shard has no end-of-archive marker after its last member (truncated?)")
     return len(keys)
 
 
@@ -88,7 +95,7 @@ def _format_of(name: str) -> str:
     lowered = name.lower()
     if lowered.endswith((".parquet", ".pq")):
         return "parquet"
-    if lowered.endswith((".tar", ".tar.gz", ".tgz")):
+    if lowered.endswith(".tar"):  # uncompressed: random access seeks into it (media are compressed already)
         return "webdataset"
     raise DataError(f"{name}: a shard must be a .tar (WebDataset) or .parquet file")
 

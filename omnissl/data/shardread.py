@@ -31,7 +31,7 @@ def iter_tar(shard: Shard) -> Iterator[Sample]:
     from webdataset import gopen
     from webdataset.tariterators import tar_file_iterator
 
-    key, fields = None, {}
+    key, fields, count = None, {}, 0
     try:
         stream = gopen(shard.url, "rb")
         try:
@@ -39,6 +39,7 @@ def iter_tar(shard: Shard) -> Iterator[Sample]:
                 name, ext = split_key(member["fname"])
                 if name != key and key is not None:
                     yield key, fields
+                    count += 1
                     fields = {}
                 if name in (key,) and ext in fields:
                     raise DataError(f"{shard.url}: key '{name}' has two '{ext}' members")
@@ -53,6 +54,9 @@ def iter_tar(shard: Shard) -> Iterator[Sample]:
             from error
     if key is not None:
         yield key, fields
+        count += 1
+    if count != shard.samples:  # a shard cut at a member boundary reads as a shorter valid tar
+        raise DataError(f"{shard.url}: holds {count} samples, the shard list says {shard.samples} (truncated?)")
 
 
 def iter_parquet(shard: Shard) -> Iterator[Sample]:
