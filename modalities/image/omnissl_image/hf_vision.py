@@ -75,9 +75,9 @@ class HFVisionEncoder(Encoder):
             pooled = patches.mean(dim=1)
         else:
             pooled = hidden[:, 0]
-            post = getattr(getattr(self.model, "vision_model", None), "post_layernorm", None)
-            if post is not None:  # CLIP normalises the class token after the last block
-                pooled = post(pooled)
+            if "clip" in self.model_type:  # CLIP normalises the class token after the last block
+                tower = getattr(self.model, "vision_model", self.model)  # transformers < 5 nests the tower
+                pooled = tower.post_layernorm(pooled)
         return EncoderOutput(pooled=pooled, tokens=patches)
 
     def export_pretrained(self, out_dir: Path) -> dict[str, Any]:
@@ -93,7 +93,7 @@ class HFVisionEncoder(Encoder):
                          "processor = AutoImageProcessor.from_pretrained('hf_model')\n"
                          "inputs = processor(images=images, return_tensors='pt')\n"
                          f"embedding = model(**inputs).{prefix}  # pool = {self.pool}"
-                         + ("  (CLIP: model.vision_model.post_layernorm of it)" if "clip" in self.model_type
+                         + ("  (CLIP: model.post_layernorm of it, i.e. pooler_output)" if "clip" in self.model_type
                             else ""))}
 
 

@@ -11,6 +11,7 @@ last feature map, or a ViT's patch tokens without its class/register tokens.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,8 @@ def build_timm(*, model: str = "resnet18", weights: str | None = None, pretraine
                           + (f" (close: {', '.join(close)})" if close else ""))
     name, extra = (model, {}) if weights is None or not pretrained else _weights_source(weights, model)
     if name.startswith("local-dir:"):
-        from timm.models import load_model_config_from_path
-
-        _, arch, _ = load_model_config_from_path(name[len("local-dir:"):])
+        config = json.loads((Path(name[len("local-dir:"):]) / "config.json").read_text(encoding="utf-8"))
+        arch = str(config.get("architecture", "")).split(".")[0]
         if arch != model.split(".")[0]:
             raise ConfigError(f"encoder.weights: {weights} holds a '{arch}', but encoder.model is '{model}'")
     try:
