@@ -69,6 +69,7 @@ class Assembled:
     objective: Objective
     policies: dict[str, ViewPolicy]
     resolved: list[ResolvedCall] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. an input_spec that changed since the run trained
 
     @property
     def tower_names(self) -> list[str]:

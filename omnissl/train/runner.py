@@ -28,6 +28,7 @@ from omnissl.train.logging import MetricsWriter, atomic_write_text, read_metrics
 from omnissl.train.monitors import CollapseError, StepMonitors
 from omnissl.train.optim import apply_schedules, build_optimizer
 from omnissl.train.progress import Progress
+from omnissl.train.resolved import FILE_NAME, resolved_document, write_resolved
 from omnissl.train.result import TrainResult
 from omnissl.train.rundir import RunLock, prepare_run_dir
 from omnissl.train.strategy import gradient_sync, load_model_state, local_tensors, model_state, prepare_model, uses_fsdp
@@ -219,6 +220,8 @@ class Trainer:
         writer = MetricsWriter(self.run_dir, enabled=self.dist.is_main, truncate_from_step=start_step)
         if self.dist.is_main and start_step == 0:
             atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
+        if self.dist.is_main and (start_step == 0 or not (self.run_dir / FILE_NAME).is_file()):
+            write_resolved(self.run_dir, resolved_document(self.recipe, bundle.input_spec, self.assembled.resolved))
             for name, source in bundle.artifacts.items():
                 (self.run_dir / "artifacts").mkdir(exist_ok=True)
                 shutil.copyfile(source, self.run_dir / "artifacts" / name)

@@ -4,7 +4,8 @@ without the recipe, the objective or the training code. An encoder that wraps a 
 written with ``save_pretrained`` to ``hf_model/`` so ``AutoModel.from_pretrained`` loads it directly.
 
 Layout (one tower): ``OUT/omnissl_encoder.json``, ``OUT/encoder.safetensors`` [, ``OUT/hf_model/``].
-Paired runs: one such folder per tower, ``OUT/<tower>/``.
+Several towers: one such folder per tower, ``OUT/<tower>/``. The parameters come from the run's ``resolved.yaml``
+(what the builder was actually called with), so exporting needs neither the dataset nor its ``input_spec``.
 """
 
 from __future__ import annotations
@@ -24,41 +25,34 @@ WEIGHTS_NAME = "encoder.safetensors"
 FORMAT = "omnissl-encoder/1"
 
 
-def _jsonable(value: Any) -> Any:
-    """Tuples → lists, paths → strings; ``TypeError`` for anything JSON cannot hold."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    raise TypeError(type(value).__name__)
-
-
-def builder_kwargs(spec: Any, context: dict[str, Any], path: str = "encoder") -> tuple[dict[str, Any], list[str]]:
-    """The keyword arguments :func:`omnissl.core.instantiate.build_component` passes for ``spec`` in ``context``, as JSON
-    values; context values JSON cannot hold are left out (the builder's default applies) and named."""
-    from omnissl.core.instantiate import check_params
+def recorded_params(spec: Any, resolved: dict[str, dict[str, Any]] | None,
+                    path: str = "encoder") -> tuple[dict[str, Any], list[str]]:
+    """``(params, not_recorded)`` for ``omnissl_encoder.json``: every argument the run's ``resolved.yaml`` says the
+    recipe, the dataset's ``input_spec`` or the context supplied (defaults stay the builder's own); without a
+    record (an encoder built by hand, an old run), the recipe's parameters. A value that is not plain data is
+    left out and named, so the builder's default applies — refused when the builder has none."""
+    from omnissl.core.instantiate import check_params, plain_value
     from omnissl.core.registry import ENCODERS
 
     entry = ENCODERS.get(spec.name)
-    kwargs = check_params(entry, spec.params, path)
-    left_out = []
-    for name in entry.signature.parameters:
-        if name not in kwargs and name in context:
-            kwargs[name] = context[name]
-    recorded = {}
-    for name, value in kwargs.items():
-        try:
-            recorded[name] = _jsonable(value)
-        except TypeError as error:
-            if entry.signature.parameters[name].default is inspect.Parameter.empty:
-                raise ConfigError(f"export: {path}.{name} is a {error} that JSON cannot record, and "
-                                  f"'{spec.name}' has no default for it") from None
-            left_out.append(name)
-    return recorded, left_out
+    if resolved is None:
+        resolved = {}
+        for name, value in check_params(entry, spec.params, path).items():
+            plain, exact = plain_value(value)
+            resolved[name] = {"value": plain, "source": "recipe", **({} if exact else {"plain": False})}
+    params, left_out = {}, []
+    for name, item in resolved.items():
+        if item["source"] == "default":
+            continue
+        if item.get("plain", True):
+            params[name] = item["value"]
+            continue
+        parameter = entry.signature.parameters.get(name)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            raise ConfigError(f"export: {path}.{name} is a {item['value']} that JSON cannot record, and "
+                              f"'{spec.name}' has no default for it")
+        left_out.append(name)
+    return params, left_out
 
 
 def hf_model_of(encoder: nn.Module) -> Any | None:
@@ -69,12 +63,14 @@ def hf_model_of(encoder: nn.Module) -> Any | None:
 
 
 def export_encoder(encoder: Encoder, spec: Any, context: dict[str, Any], out_dir: Path, *,
-                   plugins: list[str], extra: dict[str, Any] | None = None) -> Path:
-    """Write one encoder's weights and config into ``out_dir``; return the config path."""
+                   plugins: list[str], extra: dict[str, Any] | None = None,
+                   resolved: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write one encoder's weights and config into ``out_dir``; return the config path. ``resolved``: the
+    encoder's parameters as the run recorded them (:func:`recorded_params`)."""
     from safetensors.torch import save_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    params, left_out = builder_kwargs(spec, context)
+    params, left_out = recorded_params(spec, resolved)
     save_model(encoder.cpu(), str(out_dir / WEIGHTS_NAME))  # handles tied/shared tensors
     config = {"format": FORMAT, "encoder": spec.name, "params": params, "plugins": plugins,
               "embed_dim": int(encoder.embed_dim), "output_kinds": sorted(encoder.output_kinds),
@@ -115,9 +111,14 @@ def refuse_existing(paths: list[Path], *, verb: str, overwrite: bool) -> None:
         raise ConfigError(f"{verb} --out: {existing[0]} already exists{more}; pass --overwrite to replace it")
 
 
+def export_folders(out: Path, towers: list[str]) -> dict[str, Path]:
+    """Where each tower is exported: ``OUT`` itself for a one-tower run, ``OUT/<tower>`` with several."""
+    return {towers[0]: out} if len(towers) == 1 else {tower: out / tower for tower in towers}
+
+
 def export_paths(out: Path, towers: list[str] | None) -> list[Path]:
-    """The files an export writes, per tower folder; ``towers=None`` for a single-tower run."""
-    folders = [out] if towers is None else [out / tower for tower in towers]
+    """The files an export writes, per tower folder (``towers=None``: one tower, written to ``out``)."""
+    folders = list(export_folders(out, towers or ["main"]).values())
     for folder in [out, *folders]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"export --out {out}: {folder} is a file; export writes a folder "
@@ -131,31 +132,41 @@ def export_paths(out: Path, towers: list[str] | None) -> list[Path]:
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None, *, checkpoint: str | Path | None = None,
                data_root: str | Path | None = None, overwrite: bool = False) -> list[Path]:
     """Export every tower of a trained run (latest checkpoint unless given); default ``RUN_DIR/export``.
-    Existing export files are only replaced with ``overwrite=True``."""
-    from omnissl.train.assemble import tower_context
+    Existing export files are only replaced with ``overwrite=True``. The encoders are rebuilt from the run's
+    ``resolved.yaml`` without building its dataset; a run made before that file existed is rebuilt through its
+    dataset, as before, with a note."""
     from omnissl.core.config import load_recipe
-    from omnissl.workflows.session import load_trained
     from omnissl.train import checkpoint as ckpt
+    from omnissl.train.assemble import tower_spec
+    from omnissl.train.resolved import FILE_NAME, encoder_params, log, rebuild_trained, resolved_document
+    from omnissl.workflows.session import load_trained
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "export"
     if not (run_dir / "recipe.yaml").is_file():
         raise ConfigError(f"{run_dir} has no recipe.yaml: not an omnissl run directory")
     saved = load_recipe(run_dir / "recipe.yaml")
-    towers = list(saved.tower_specs()) if saved.is_paired else None
-    check_output(export_paths(out, towers), verb="export", overwrite=overwrite, data_root=data_root)
+    folders = export_folders(out, list(saved.towers))
+    check_output(export_paths(out, list(saved.towers)), verb="export", overwrite=overwrite, data_root=data_root)
     path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir / "checkpoints")
-    assembled = load_trained(run_dir, checkpoint=path, root=data_root)
-    recipe = assembled.recipe
-    specs = recipe.tower_specs()
-    step = int(ckpt.load_checkpoint(path)["step"]) if path else None
+    rebuilt = rebuild_trained(run_dir, checkpoint=path)
+    if rebuilt is not None:
+        recipe, objective, document, step = rebuilt.recipe, rebuilt.objective, rebuilt.document, rebuilt.step
+        spec = document["input_spec"]
+    else:
+        log.warning(f"{run_dir}: no {FILE_NAME} (a run from before it was recorded): rebuilding the encoder "
+                    f"through the training dataset")
+        assembled = load_trained(run_dir, checkpoint=path, root=data_root)
+        recipe, objective, spec = assembled.recipe, assembled.objective, assembled.bundle.input_spec
+        document = resolved_document(recipe, spec, assembled.resolved)  # what this rebuild called the builders with
+        step = int(ckpt.load_checkpoint(path)["step"]) if path else None
     written = []
-    for tower, encoder in assembled.objective.towers.items():
-        target = out if not recipe.is_paired else out / tower
+    for tower, encoder in objective.towers.items():
         extra = {"tower": tower, "source_run": str(run_dir.resolve()), "checkpoint": str(path), "step": step,
                  "recipe_name": recipe.name, "dataset": recipe.data.name}
-        written.append(export_encoder(encoder, specs[tower].encoder, tower_context(recipe, assembled.bundle, tower),
-                                      target, plugins=list(recipe.plugins), extra=extra))
+        written.append(export_encoder(encoder, recipe.towers[tower].encoder, tower_spec(recipe, spec, tower),
+                                      folders[tower], plugins=list(recipe.plugins), extra=extra,
+                                      resolved=encoder_params(document, recipe.tower_key(tower, "encoder"))))
     return written
 
 

@@ -115,11 +115,28 @@ def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
 
 def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | Path | None = None,
                  overrides: list[str] | None = None) -> Assembled:
-    """Rebuild a run's recipe and load its latest (or the given) checkpoint's weights."""
+    """Rebuild a run's recipe and load its latest (or the given) checkpoint's weights.
+
+    The encoders are built from the ``input_spec`` the run recorded in ``resolved.yaml``, so the model is the one
+    that trained even if the dataset now publishes something else; each difference is reported (a WARNING and
+    ``assembled.notes``). A run made before ``resolved.yaml`` existed is rebuilt from the dataset's current spec,
+    with a note saying so."""
+    from omnissl.train.resolved import FILE_NAME, log, read_resolved, spec_changes
+
     recipe_path = run_dir / "recipe.yaml"
     if not recipe_path.is_file():
         raise ConfigError(f"{run_dir} has no recipe.yaml: not an omnissl run directory")
-    assembled = assemble(load_recipe(recipe_path, overrides), root=root)
+    recorded = read_resolved(run_dir)
+    assembled = assemble(load_recipe(recipe_path, overrides), root=root,
+                         recorded_spec=None if recorded is None else recorded["input_spec"])
+    if recorded is None:
+        assembled.notes.append(f"{run_dir}: no {FILE_NAME} (a run from before it was recorded): the encoder is "
+                               f"rebuilt from the dataset's current input_spec")
+    else:
+        assembled.notes += [f"{run_dir / FILE_NAME}: {line}; the encoder is rebuilt as trained"
+                            for line in spec_changes(recorded["input_spec"], assembled.bundle.input_spec)]
+    for note in assembled.notes:
+        log.warning(note)
     path = checkpoint or ckpt.latest_checkpoint(run_dir / "checkpoints")
     if path is None:
         raise ConfigError(f"{run_dir / 'checkpoints'} has no checkpoint to evaluate")
