@@ -8,18 +8,20 @@ digits (no download at all: the offline demo).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from omnissl.core.errors import DataError
 from omnissl.core.paths import resolve_data_path
 from omnissl.core.registry import DATASETS
 from omnissl.core.types import DataBundle
 from omnissl.data.tensors import TensorRows, collate_rows
-from omnissl_image.folder import IMAGE_SUFFIXES, class_index, load_split, scan_split
+from omnissl_image import folder
+from omnissl_image.folder import IMAGE_SUFFIXES, SplitFiles, class_index, load_split, scan_split
 from omnissl_image.readers import check_test_split, read_npz
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -163,10 +165,43 @@ def digits(*, test_fraction: float = 0.25, upscale: int = 16, synthetic: int | N
                        class_names=DIGIT_CLASSES)
 
 
+# Below this many decoded bytes (N·3·S², 256 MiB ≈ 21k images at 64 px) a folder is decoded once into memory:
+# each step then costs one gather instead of B decodes. Provisional; benchmarks/data_pipeline.py measures both.
+IN_MEMORY_BYTES = 256 * 2**20
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class LazyImageFolder(Dataset[dict[str, Any]]):
+    """An index of image paths and labels; each image is decoded and resized (shorter side to ``image_size``,
+    centre crop) when fetched, i.e. in the DataLoader workers. Memory: one path and one label per image."""
+
+    def __init__(self, paths: Sequence[Path], labels: Tensor, *, image_size: int) -> None:
+        self.paths, self.labels, self.image_size = [str(p) for p in paths], labels.long(), image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image = folder.decode_image(path=Path(self.paths[index]), image_size=self.image_size)
+        return {"x": image, "y": self.labels[index], "index": index}
+
+
+def _lazy_split(split: SplitFiles, folder_path: Path, index: dict[str, int], image_size: int) -> LazyImageFolder:
+    folder.report_unsupported(split=split, folder=folder_path)
+    paths = [path for files in split.by_class.values() for path in files]
+    labels = [index[name] for name, files in split.by_class.items() for _ in files]
+    return LazyImageFolder(paths, torch.tensor(labels, dtype=torch.long), image_size=image_size)
+
+
 @DATASETS.register("image_folder", modality="image", description="ImageFolder trees: ROOT/train/CLASS/*.png …")
-def image_folder(*, root: str, image_size: int = 64, data_root: Path = Path("."), synthetic: int | None = None,
-                 seed: int = 0) -> DataBundle:
-    """``root/train/<class>/<image>`` and optionally ``root/test/<class>/<image>``, resized to ``image_size``."""
+def image_folder(*, root: str, image_size: int = 64, in_memory: bool | None = None, data_root: Path = Path("."),
+                 synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """``root/train/<class>/<image>`` and optionally ``root/test/<class>/<image>``, resized to ``image_size``.
+
+    ``in_memory``: ``true`` decodes every image once into a uint8 tensor (channel mean/std measured on it);
+    ``false`` keeps only the paths and decodes per sample in the workers (ImageNet mean/std, as nothing is decoded
+    up front); unset: in memory when the decoded split fits in ``IN_MEMORY_BYTES``.
+    """
     if synthetic is not None:
         fake = synthetic_images(synthetic, channels=3, size=image_size, num_classes=2, seed=seed)
         return make_bundle(fake, fake, num_classes=2, description="synthetic folder")
@@ -181,6 +216,16 @@ def image_folder(*, root: str, image_size: int = 64, data_root: Path = Path(".")
     train_files = scan_split(folder=train_dir)
     test_files = scan_split(folder=test_dir) if test_dir.is_dir() else None
     index = class_index(train=train_files, test=test_files, train_dir=train_dir, test_dir=test_dir)
+    count = sum(len(files) for files in train_files.by_class.values())
+    if in_memory is None:
+        in_memory = count * 3 * image_size**2 <= IN_MEMORY_BYTES
+    if not in_memory:
+        lazy_test = _lazy_split(test_files, test_dir, index, image_size) if test_files is not None else None
+        spec = {"in_channels": 3, "image_size": image_size, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+                "num_classes": len(index), "class_names": tuple(sorted(index))}
+        return DataBundle(train=_lazy_split(train_files, train_dir, index, image_size), test=lazy_test,
+                          collate=collate_rows, num_classes=len(index), input_spec=spec, raw_features=flatten_pixels,
+                          description=f"image folder {base} (decoded per sample)", class_names=sorted(index))
     train = ImageTensorDataset(*load_split(split=train_files, folder=train_dir, index=index, image_size=image_size),
                                source=str(train_dir))
     test = None
