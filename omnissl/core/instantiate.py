@@ -66,6 +66,16 @@ def recording() -> Iterator[list[ResolvedCall]]:
         _RECORDER.reset(token)
 
 
+# The context of the builder call in progress: a builder that builds nested components from the same context
+# (``compose`` builds each of its terms like a top-level objective) reads it through :func:`current_context`.
+_BUILDING: ContextVar[Mapping[str, Any] | None] = ContextVar("omnissl_build_context", default=None)
+
+
+def current_context() -> Mapping[str, Any]:
+    """The context (a :class:`BuildContext` when the caller gave one) of the builder now running, else ``{}``."""
+    return _BUILDING.get() or {}
+
+
 def plain_value(value: Any) -> tuple[Any, bool]:
     """``(value as YAML/JSON data, whether that is exact)``: tuples → lists, paths → strings; other objects →
     ``"<TypeName>"`` and ``False``."""
@@ -169,6 +179,7 @@ def build_component(registry: Registry[Any], spec: Component, path: str,
             sources[name] = context_sources.get(name, "context")
         elif parameter.default is inspect.Parameter.empty:
             raise ConfigError(f"{path}: {entry.kind} '{entry.name}' needs parameter '{name}'")
+    token = _BUILDING.set(context)
     try:
         built = entry.builder(**kwargs)
     except OmnisslError:
@@ -178,6 +189,8 @@ def build_component(registry: Registry[Any], spec: Component, path: str,
     except Exception as error:  # noqa: BLE001 - e.g. torch's "negative dimension" for width: -4, or an HF
         # UnpicklingError: whatever a builder raises, the user needs the recipe key that caused it (F19, F23).
         raise ConfigError(f"{path}: building '{entry.name}' failed: {_one_line(error)}") from error
+    finally:
+        _BUILDING.reset(token)
     _record(entry, path, kwargs, sources)
     return built
 
