@@ -131,7 +131,8 @@ def _random_model(architecture: Architecture, *, dim: int, depth: int, heads: in
     config = tf.WhisperConfig(d_model=dim, encoder_layers=depth, encoder_attention_heads=heads,
                               encoder_ffn_dim=4 * dim, decoder_layers=1, decoder_attention_heads=heads,
                               decoder_ffn_dim=4 * dim, num_mel_bins=80, max_source_positions=50,
-                              max_target_positions=32, vocab_size=64)
+                              max_target_positions=32, vocab_size=64, pad_token_id=1, bos_token_id=2,
+                              eos_token_id=3, decoder_start_token_id=2, suppress_tokens=[], begin_suppress_tokens=[])
     return tf.WhisperModel(config), tf.WhisperFeatureExtractor(feature_size=80, chunk_length=1)
 
 
