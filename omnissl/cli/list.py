@@ -1,19 +1,21 @@
-"""``omnissl list [KIND] [--modality M] [--pattern P] [--params NAME]``: the registered components."""
+"""``omnissl list [KIND] [--modality M] [--pattern P] [--params NAME]``: the registered components, read from the
+plugins' manifests (no plugin is imported unless its manifest is missing or older than its code)."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import fnmatch
+import sys
 from typing import Any
 
 from omnissl.core.errors import OmnisslError
-from omnissl.core.registry import REGISTRIES, load_plugins, unavailable_plugins
+from omnissl.core.registry import REGISTRIES
 
 
-def _check_modality(name: str) -> None:
+def _check_modality(name: str, catalog: Any) -> None:
     """An unknown ``--modality`` would list nothing at all, which reads as "no components": say so instead."""
-    known = {"any", *load_plugins()} | {e.modality for registry in REGISTRIES.values() for e in registry.entries()}
+    known = {"any", *catalog.plugins} | {c["modality"] for c in catalog.components}
     if name not in known:
         close = difflib.get_close_matches(name, sorted(known), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -21,23 +23,28 @@ def _check_modality(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.params:
-        from omnissl.workflows.listing import describe_params
+    from omnissl.core.manifests import REGENERATE
+    from omnissl.workflows.listing import catalog, describe_params
 
-        print(describe_params(args.params, kind=args.kind))
+    found = catalog()
+    if found.imported:  # still correct (read live), only slower: say how to make it fast again
+        print(f"omnissl: note: no current manifest for {', '.join(found.imported)} (imported instead); "
+              f"regenerate with: {REGENERATE}", file=sys.stderr)
+    if args.params:
+        print(describe_params(args.params, kind=args.kind, components=found.components))
         return 0
     if args.modality:
-        _check_modality(args.modality)
+        _check_modality(args.modality, found)
     kinds = [args.kind] if args.kind else list(REGISTRIES)
-    print(f"plugins: {', '.join(load_plugins()) or 'none'}")
-    for reason in unavailable_plugins().values():  # installed but missing an extra: say what to pip install
+    print(f"plugins: {', '.join(found.plugins) or 'none'}")
+    for reason in found.unavailable.values():  # installed but missing an extra: say what to pip install
         print(f"unavailable: {reason}")
     for kind in kinds:
-        entries = [e for e in REGISTRIES[kind].entries() if fnmatch.fnmatch(e.name, args.pattern)
-                   and (not args.modality or e.modality in (args.modality, "any"))]
-        print(f"\n{kind} ({len(entries)})")
-        for entry in entries:
-            print(f"  {entry.name:<28} {entry.modality:<11} {entry.description}")
+        records = sorted((c for c in found.components if c["registry"] == kind and fnmatch.fnmatch(c["name"], args.pattern)
+                          and (not args.modality or c["modality"] in (args.modality, "any"))), key=lambda c: c["name"])
+        print(f"\n{kind} ({len(records)})")
+        for record in records:
+            print(f"  {record['name']:<28} {record['modality']:<11} {record['description']}")
     return 0
 
 

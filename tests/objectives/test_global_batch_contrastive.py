@@ -154,7 +154,7 @@ RUNS = [(name, "even") for name in CASES] + [(name, "uneven") for name in UNEVEN
 
 def _step(name: str, rows: slice, *, draw_seed: int = 1) -> dict[str, Any]:
     """Build the case from seed 0, run one training forward/backward on ``rows``, return loss, grads and logs."""
-    import omnissl.components  # noqa: F401 - registers the core objectives
+    import omnissl.objectives.builtin  # noqa: F401 - registers the core objectives
     torch.manual_seed(0)
     objective, views = CASES[name]()
     objective = convert_sync_batchnorm(objective).train()

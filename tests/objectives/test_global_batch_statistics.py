@@ -124,7 +124,7 @@ def _rows(value: Any, rows: slice) -> Any:
 
 
 def _build(name: str) -> tuple[nn.Module, Callable[[dict[str, Any]], ViewSet]]:
-    import omnissl.components  # noqa: F401 - registers the core objectives
+    import omnissl.objectives.builtin  # noqa: F401 - registers the core objectives
     from omnissl.core.registry import ENCODERS, OBJECTIVES, load_plugins
     load_plugins()
 
