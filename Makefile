@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_ROOT ?= $(if $(OMNISSL_DATA_DIR),$(OMNISSL_DATA_DIR),../shared/datasets)
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean manifests
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	OMNISSL_DATA_DIR=$(DATA_ROOT) $(BIN)/python -m pytest tests
+
+# After adding or changing a registered component: rewrite the per-plugin manifests `omnissl list` reads.
+manifests: $(STAMP)
+	$(BIN)/python -m omnissl.workflows.manifests --write
 
 clean:
 	rm -rf runs .pytest_cache
