@@ -64,8 +64,9 @@ def shuffled(items: Iterator[Any], *, size: int, rng: random.Random) -> Iterator
     yield from buffer
 
 
-class ShardStream(IterableDataset[dict[str, Any]]):
-    """The training split of a sharded dataset; :meth:`loader` positions it (rank, workers, first batch)."""
+class ShardStream(Dataset[dict[str, Any]]):
+    """The training split of a sharded dataset. :meth:`loader` streams it, positioned (rank, workers, first batch);
+    as a map-style dataset it reads items by global id (local shards only), for cost estimates and dry runs."""
 
     def __init__(self, shards: ShardSet, decoder: SampleDecoder, *, shuffle_buffer: int = 1000,
                  random_access: ShardMap | None = None) -> None:
@@ -134,7 +135,8 @@ class ShardStream(IterableDataset[dict[str, Any]]):
             yield batch
             batch_no += 1
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def positioned_batches(self) -> Iterator[dict[str, Any]]:
+        """This reader's batches: in DataLoader worker ``w``, slot ``(start_batch + w) mod W`` (module docstring)."""
         info = get_worker_info()
         worker = info.id if info is not None else 0
         local = (self.start_batch + worker) % self.workers
@@ -143,7 +145,7 @@ class ShardStream(IterableDataset[dict[str, Any]]):
 
     # -------------------------------------------------------------- loader
     def positioned(self, *, batch_size: int, seed: int, start_batch: int, num_workers: int, rank: int,
-                   world_size: int) -> ShardStream:
+                   world_size: int) -> Positioned:
         slots = world_size * max(num_workers, 1)
         if len(self.counts) < slots:
             raise DataError(f"{len(self.counts)} shard(s) cannot give each of {world_size} rank(s) × "
@@ -153,14 +155,27 @@ class ShardStream(IterableDataset[dict[str, Any]]):
         stream.batch_size, stream.seed, stream.start_batch = batch_size, seed, start_batch
         stream.rank, stream.world_size, stream.workers = rank, world_size, max(num_workers, 1)
         stream.decoder = copy.copy(self.decoder)  # its skip counter is per reader
-        return stream
+        return Positioned(stream)
 
     def loader(self, *, batch_size: int, seed: int, start_batch: int, num_workers: int, rank: int = 0,
                world_size: int = 1, pin_memory: bool = False) -> DataLoader[Any]:
         stream = self.positioned(batch_size=batch_size, seed=seed, start_batch=start_batch,
                                  num_workers=num_workers, rank=rank, world_size=world_size)
+        # A private generator: creating the iterator must not draw from the global RNG, which the checkpoint
+        # restores for the augmentations (exact resume); the stream itself draws no random numbers from it.
+        generator = torch.Generator().manual_seed(seed + start_batch)
         return DataLoader(stream, batch_size=None, collate_fn=_as_is, num_workers=num_workers,
-                          pin_memory=pin_memory, persistent_workers=num_workers > 0)
+                          pin_memory=pin_memory, persistent_workers=num_workers > 0, generator=generator)
+
+
+class Positioned(IterableDataset[dict[str, Any]]):
+    """A positioned stream as DataLoader sees it: iterable, one collated batch per item."""
+
+    def __init__(self, stream: ShardStream) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.stream.positioned_batches()
 
 
 def _as_is(batch: Any) -> Any:
