@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from functools import partial
 from typing import Any
 
 from omnissl.cli.options import add_data_root_options
@@ -11,7 +12,7 @@ from omnissl.core.errors import ConfigError
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnissl.train.assemble import build_data
+    from omnissl.train.assemble import build_data, tower_input
     from omnissl.core.config import load_recipe
     from omnissl.workflows.export import CONFIG_NAME, check_output, embedding_paths, load_exported, write_embeddings
     from omnissl.workflows.session import load_trained
@@ -23,21 +24,40 @@ def run(args: argparse.Namespace) -> int:
         if not args.recipe:
             raise ConfigError(f"embed {target}: an export folder has no dataset; give --recipe RECIPE for the data")
         encoder = load_exported(target)
-        bundle = build_data(load_recipe(args.recipe, args.overrides), root=args.data_root)
+        data_recipe = load_recipe(args.recipe, args.overrides)
+        bundle = build_data(data_recipe, root=args.data_root)
+        tower = args.tower
     elif (target / "recipe.yaml").is_file():
         assembled = load_trained(target, root=args.data_root,
                                  overrides=args.overrides if not args.recipe else None)
-        if assembled.recipe.is_paired:
-            raise ConfigError(f"embed {target}: a paired run; export it and embed one tower's folder with --recipe")
-        encoder = assembled.objective.towers["main"]
-        bundle = build_data(load_recipe(args.recipe, args.overrides), root=args.data_root) if args.recipe \
-            else assembled.bundle
+        tower = pick_tower(assembled.tower_names, args.tower, where=f"embed {target}")
+        encoder = assembled.encoders[tower]
+        if args.recipe:
+            data_recipe = load_recipe(args.recipe, args.overrides)
+            bundle = build_data(data_recipe, root=args.data_root)
+        else:
+            data_recipe, bundle = assembled.recipe, assembled.bundle
     else:
         raise ConfigError(f"embed {target}: neither a run directory (recipe.yaml) nor an export ({CONFIG_NAME})")
     splits = ("train", "test") if args.split == "all" else (args.split,)
-    counts = write_embeddings(encoder, bundle, args.out, splits=splits, device=args.device, overwrite=args.overwrite)
+    # The tower's part of each batch of the data recipe (a one-tower data recipe's batch is the input itself).
+    data_tower = pick_tower(list(data_recipe.towers), tower if tower in data_recipe.towers else None,
+                            where=f"embed --recipe {args.recipe}" if args.recipe else f"embed {target}")
+    counts = write_embeddings(encoder, bundle, args.out, splits=splits, select=partial(
+        tower_input, data_recipe, tower=data_tower), device=args.device, overwrite=args.overwrite)
     print(f"wrote {args.out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" rows × {encoder.embed_dim}")
     return 0
+
+
+def pick_tower(towers: list[str], chosen: str | None, *, where: str) -> str:
+    """The tower to embed: ``--tower``, or the only one."""
+    if chosen is None:
+        if len(towers) > 1:
+            raise ConfigError(f"{where}: towers {', '.join(towers)}; choose one with --tower NAME")
+        return towers[0]
+    if chosen not in towers:
+        raise ConfigError(f"{where}: --tower {chosen}: no such tower (have: {', '.join(towers)})")
+    return chosen
 
 
 def add_parser(sub: Any) -> None:
@@ -47,6 +67,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="FILE.npy or FILE.parquet")
     p.add_argument("--recipe", help="take the dataset from this recipe (needed for an export folder)")
     p.add_argument("--split", choices=["train", "test", "all"], default="all")
+    p.add_argument("--tower", help="the tower to embed (needed when the run or data recipe has several)")
     p.add_argument("--overwrite", action="store_true", help="replace existing embedding files (never by default)")
     p.add_argument("--device", default="auto")
     add_data_root_options(p)

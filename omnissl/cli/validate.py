@@ -18,6 +18,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok  {path}  ({recipe.name}: {recipe.objective.name}, {len(recipe.tower_specs())} tower(s))")
         if estimate is not None:
             print(f"    {estimate.line()}")
+        if args.explain:  # what each builder gets and from where (recipe, input_spec, context, default)
+            from omnissl.train.resolved import explain_recipe
+
+            print(explain_recipe(path, overrides, args.variant))
     return 0
 
 
@@ -26,5 +30,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("recipes", nargs="+", help="recipe YAML file(s), then any KEY=VALUE overrides")
     p.add_argument("--variant", help="apply a named variant (e.g. gpu)")
     p.add_argument("--no-estimate", action="store_true", help="skip the timed step of the cost estimate")
+    p.add_argument("--explain", action="store_true",
+                   help="print every builder argument: component, parameter, value and its source")
     add_data_root_options(p, data_root=False)
     p.set_defaults(func=run)

@@ -153,3 +153,11 @@ def rebuild_trained(run_dir: Path, *, checkpoint: Path | None = None) -> Rebuilt
     objective.load_state_dict(payload["model"])
     return Rebuilt(recipe=recipe, objective=objective, document=document, checkpoint=Path(path),
                    step=int(payload["step"]))
+
+
+def explain_recipe(path: str | Path, overrides: list[str] | None = None, variant: str | None = None) -> str:
+    """``omnissl validate --explain``: the recipe built on synthetic data, as the table of every builder argument
+    (component path, parameter, value, source) — what training would call the builders with."""
+    from omnissl.train.assemble import assemble
+
+    return explain_table(assemble(load_recipe(path, overrides, variant), synthetic=16).resolved)

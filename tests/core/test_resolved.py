@@ -114,3 +114,15 @@ def test_spec_changes_and_explain_table() -> None:
     assert table[0].split() == ["component", "parameter", "value", "source"]
     assert any(line.split()[:2] == ["encoder", "(resnet10)"] and line.split()[2:] == ["in_channels", "1", "input_spec"]
                for line in table)
+
+
+def test_validate_explain_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from omnissl.cli.main import main
+
+    assert main(["validate", str(DIGITS), *TINY, "--no-estimate", "--explain"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ok  ") and lines[1].split() == ["component", "parameter", "value", "source"]
+    rows = [line.split() for line in lines[2:]]
+    assert ["objective", "(simclr)", "temperature", "0.2", "recipe"] in rows
+    assert ["encoder", "(resnet10)", "width", "4", "recipe"] in rows
+    assert any(row[:3] == ["data", "(digits)", "seed"] and row[-1] == "context" for row in rows)

@@ -98,3 +98,34 @@ def test_three_towers_need_no_new_code() -> None:
     assert loss == loss and loss >= 0
     with pytest.raises(ConfigError, match="pairs exactly two towers"):
         assemble(recipe, synthetic=8)  # CLIP itself is a two-tower method, and says so
+
+
+def test_a_paired_run_embeds_each_tower(tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from omnissl.cli.main import main
+    from omnissl.train.runner import Trainer
+
+    keys = ["towers.image.encoder.width=4", "towers.audio.encoder.dim=16", "towers.audio.encoder.depth=1",
+            "objective.embed_dim=8", "train.steps=1", "train.batch_size=8", "train.device=cpu",
+            "train.checkpoint_minutes=null", "eval.max_train_samples=16", "eval.max_test_samples=16"]
+    recipe = load_recipe(ROOT / "recipes" / "multimodal" / "clip_image_audio.yaml", keys)
+    Trainer(assemble(recipe, root=data_root), tmp_path / "run").fit()
+    assert main(["embed", str(tmp_path / "run"), "--out", str(tmp_path / "x.npy"), "--split", "test"]) != 0
+    assert "towers image, audio; choose one with --tower NAME" in capsys.readouterr().err
+    widths = {}
+    for tower in ("image", "audio"):
+        out = tmp_path / f"{tower}.npy"
+        assert main(["embed", str(tmp_path / "run"), "--tower", tower, "--out", str(out), "--split", "test",
+                     "--device", "cpu", "--data-root", str(data_root)]) == 0
+        features = np.load(out)
+        assert features.ndim == 2 and len(features) == len(np.load(out.with_suffix(".labels.npy"))) > 0
+        widths[tower] = features.shape[1]
+    trained = load_trained_encoders(tmp_path / "run")
+    assert widths == {name: encoder.embed_dim for name, encoder in trained.items()}
+
+
+def load_trained_encoders(run: Path) -> dict[str, Any]:
+    from omnissl.workflows.session import load_trained
+
+    return load_trained(run).encoders
