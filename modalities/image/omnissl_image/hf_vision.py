@@ -161,6 +161,10 @@ def build_hf_vision(*, path: str | None = None, pretrained: bool = True, hub: bo
     random-init row). ``resize``: square input size instead of the processor's (position embeddings are
     interpolated). Without ``path``: a random ``architecture`` ViT with ``image_size``/``patch_size``/``dim``/
     ``depth``/``heads`` (``image_size``, ``in_channels`` come from the data)."""
+    try:  # not a dependency of the image plugin: the text/speech extras bring it
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ConfigError("encoder.name: 'hf_vision' needs transformers: pip install 'omnissl[text]'") from None
     if path is None:
         from transformers import ViTImageProcessor
 

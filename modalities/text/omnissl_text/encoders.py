@@ -44,6 +44,7 @@ class HFTextEncoder(Encoder):
     """
 
     output_kinds = frozenset({"pooled", "tokens"})
+    modality = "text"  # declared like the image/speech public backbones (modality + input_contract)
 
     def __init__(self, model: nn.Module, *, pool: Pool, is_causal: bool, name: str) -> None:
         super().__init__()
@@ -55,6 +56,8 @@ class HFTextEncoder(Encoder):
         self.vocab_size = int(model.config.vocab_size)
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 0)
                                  or getattr(model.config, "n_positions", 0))
+        self.input_contract = {"modality": "text", "input": "{'input_ids': (B, L), 'attention_mask': (B, L)}",
+                               "vocab_size": self.vocab_size, "max_positions": self.max_positions}
 
     def forward(self, x: Any) -> EncoderOutput:
         ids, attention = unpack(x)
