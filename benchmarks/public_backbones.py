@@ -76,12 +76,13 @@ def main() -> None:
                    "--out", str(out), f"data.name={task}", f"eval.max_train_samples={args.eval_train}",
                    f"eval.max_test_samples={args.eval_test}"]
         timing = timed(command)
-        result = json.loads(next(out.glob("*.json")).read_text())
-        tables[task] = {"timing": timing, "result": result, "markdown": next(out.glob("*.md")).read_text()}
+        result = json.loads((out / "compare.json").read_text())
+        tables[task] = {"timing": timing, "result": result, "markdown": (out / "compare.md").read_text()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{args.out}.json").write_text(json.dumps({"runs": runs, "tables": tables}, indent=2))
-    lines = ["# Public MiniLM vs MiniLM + continued SimCSE vs SimCSE from scratch (same architecture, tokeniser, "
-             "CPU budget)", "", f"Command: `{' '.join(sys.argv)}`", "", "| run | steps | CPU s | wall s | uptime |",
+    title = ("# Public MiniLM vs MiniLM + continued SimCSE vs SimCSE from scratch (same architecture, tokeniser, "
+             "CPU budget)")
+    lines = [title, "", f"Command: `{' '.join(sys.argv)}`", "", "| run | steps | CPU s | wall s | uptime |",
              "|---|---|---|---|---|"]
     for label, info in runs.items():
         lines.append(f"| {label} | {info['steps']} | {info.get('cpu_s', '—')} | {info.get('wall_s', '—')} | "

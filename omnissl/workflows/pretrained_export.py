@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -49,8 +50,8 @@ def write_readme(out_dir: Path, config: Mapping[str, Any], native: Mapping[str, 
              f"Made by `omnissl export` from run `{run}` (recipe `{config.get('recipe_name')}`, dataset "
              f"`{config.get('dataset')}`), checkpoint `{config.get('checkpoint')}` at step {config.get('step')}."
              if run else "Made by `omnissl export`.", "",
-             f"Embedding: `{config.get('embed_dim')}`-d pooled vector per sample; outputs "
-             f"{', '.join(config.get('output_kinds', []))}.", ""]
+             (f"Embedding: `{config.get('embed_dim')}`-d pooled vector per sample; outputs "
+             f"{', '.join(config.get('output_kinds', []))}."), ""]
     contract = (native or {}).get("input")
     if contract:
         lines += ["## Input", "", "```json", json.dumps(contract, indent=2), "```", ""]

@@ -31,8 +31,8 @@ def _hf_vision_dir(tmp_path: Path, kind: str, *, size: int = 32, patch: int = 8)
     import transformers as tf
 
     torch.manual_seed(0)
-    common = dict(image_size=size, patch_size=patch, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=64)
+    common = {"image_size": size, "patch_size": patch, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                  "intermediate_size": 64}
     model = {"vit": lambda: tf.ViTModel(tf.ViTConfig(**common)),
              "dinov2": lambda: tf.Dinov2Model(tf.Dinov2Config(**{k: v for k, v in common.items()
                                                                   if k != "intermediate_size"})),

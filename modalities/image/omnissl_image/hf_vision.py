@@ -105,8 +105,8 @@ def _random_model(architecture: Architecture, *, image_size: int, patch_size: in
         raise ConfigError(f"encoder.dim: {dim} is not a multiple of encoder.heads {heads}")
     if image_size % patch_size:
         raise ConfigError(f"encoder.patch_size: {patch_size} does not divide image_size {image_size}")
-    common = dict(image_size=image_size, patch_size=patch_size, num_channels=channels, hidden_size=dim,
-                  num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=4 * dim)
+    common = {"image_size": image_size, "patch_size": patch_size, "num_channels": channels, "hidden_size": dim,
+                  "num_hidden_layers": depth, "num_attention_heads": heads, "intermediate_size": 4 * dim}
     if architecture == "vit":
         return tf.ViTModel(tf.ViTConfig(**common), add_pooling_layer=False)
     if architecture == "dinov2":

@@ -10,7 +10,8 @@ the pixels equal the processor's output (tested).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn

@@ -43,7 +43,7 @@ class TimmEncoder(Encoder):
         channels, height, width = self.data_config["input_size"]
         mode = str(self.data_config.get("interpolation", "bilinear"))
         mode = mode if mode in ("bilinear", "bicubic", "nearest") else "bilinear"
-        common = dict(mean=self.data_config["mean"], std=self.data_config["std"], mode=mode, channels=int(channels))
+        common = {"mean": self.data_config["mean"], "std": self.data_config["std"], "mode": mode, "channels": int(channels)}
         if resize is not None:
             self.pre = PixelPreprocess(size=(resize, resize), **common)
         else:  # timm's eval transform: shorter side to size / crop_pct, then the centre crop

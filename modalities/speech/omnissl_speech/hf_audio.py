@@ -115,10 +115,10 @@ def _random_model(architecture: Architecture, *, dim: int, depth: int, heads: in
     if dim % heads:
         raise ConfigError(f"encoder.dim: {dim} is not a multiple of encoder.heads {heads}")
     if architecture in ("wav2vec2", "hubert"):
-        fields = dict(hidden_size=dim, num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=4 * dim,
-                      conv_dim=(32, 32, 32), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
-                      num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="layer",
-                      do_stable_layer_norm=True, apply_spec_augment=False)
+        fields = {"hidden_size": dim, "num_hidden_layers": depth, "num_attention_heads": heads, "intermediate_size": 4 * dim,
+                      "conv_dim": (32, 32, 32), "conv_kernel": (10, 3, 3), "conv_stride": (5, 2, 2),
+                      "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "feat_extract_norm": "layer",
+                      "do_stable_layer_norm": True, "apply_spec_augment": False}
         model = (tf.Wav2Vec2Model(tf.Wav2Vec2Config(**fields)) if architecture == "wav2vec2"
                  else tf.HubertModel(tf.HubertConfig(**fields)))
         extractor = tf.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)

@@ -10,8 +10,9 @@ Pooling (fixed by the recipe, identical in evaluation): ``cls`` (first token), `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
