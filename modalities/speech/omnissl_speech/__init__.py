@@ -6,3 +6,4 @@ Loaded through the ``omnissl.modalities`` entry point (name ``speech``), exactly
 
 from omnissl_speech import augment, data, encoders, features, wav2vec2  # noqa: F401  (registers components)
 from omnissl_speech import hf_audio  # noqa: F401  (public backbones, issue 21)
+from omnissl_speech import hubert  # noqa: F401,E402  (HuBERT, issue 23)

@@ -7,3 +7,4 @@ Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party 
 from omnissl_tabular import augment, datasets, encoders, evaluation, objectives  # noqa: F401  (registers components)
 from omnissl_tabular.data import bundle_from_frames  # noqa: F401,E402  (DataFrame ingestion from Python)
 from omnissl_tabular.schema import TabularSchema  # noqa: F401,E402
+from omnissl_tabular import dae  # noqa: F401,E402  (denoising autoencoder, issue 23)

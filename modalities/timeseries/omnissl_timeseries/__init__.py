@@ -6,3 +6,4 @@ Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party 
 """
 
 from omnissl_timeseries import augment, data, encoders, svm, ts2vec, tstcc  # noqa: F401  (registers components)
+from omnissl_timeseries import dae, tnc  # noqa: F401,E402  (denoising autoencoder, TNC; issue 23)
