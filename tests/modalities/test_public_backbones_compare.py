@@ -61,3 +61,23 @@ def test_compare_refuses_a_text_backbone_for_an_image_run_before_any_work(image_
     assert error[-1].startswith("omnissl: error:") and "text" in error[-1] and "image" in error[-1]
     assert "compare: " not in captured.out  # no row was measured
     assert time.perf_counter() - began < 60 and not (tmp_path / "table").exists()
+
+
+def test_compare_puts_a_local_hf_audio_backbone_in_the_fsdd_table(tmp_path: Path, data_root: Path) -> None:
+    from omnissl_speech.hf_audio import _random_model
+
+    torch.manual_seed(0)
+    model, extractor = _random_model("hubert", dim=32, depth=1, heads=2)
+    model.save_pretrained(str(tmp_path / "hubert"))
+    extractor.save_pretrained(str(tmp_path / "hubert"))
+    recipe = load_recipe(ROOT / "recipes" / "speech" / "simclr_hf_audio_continue.yaml",
+                         ["encoder.dim=32", "encoder.depth=1", "train.steps=1", "train.batch_size=4",
+                          "train.max_cpu_minutes=null"])
+    Trainer(assemble(recipe, root=data_root), tmp_path / "run").fit()
+    spec = f"HuBERT (local)={{name: hf_audio, path: {tmp_path / 'hubert'}}}"
+    code = main(["compare", str(tmp_path / "run"), "--public", spec, "--finetune", "none", "--fractions", "1.0",
+                 "--out", str(tmp_path / "table"), "--data-root", str(data_root), "--device", "cpu",
+                 "eval.max_train_samples=100", "eval.max_test_samples=60", "eval.probe_seeds=2"])
+    assert code == 0
+    rows = json.loads((tmp_path / "table" / "compare.json").read_text())["rows"]
+    assert [row["kind"] for row in rows if row["name"] == "HuBERT (local)"] == ["public"]
