@@ -23,12 +23,13 @@ def run(args: argparse.Namespace) -> int:
     for run_dir in runs:
         if not (run_dir / "recipe.yaml").is_file():
             raise ConfigError(f"compare: {run_dir} is not a run directory (no recipe.yaml)")
-    recipe, bundle, candidates = build_candidates(runs, args.public or [], overrides=overrides,
+    recipe, assembled, rows = build_candidates(runs, args.public or [], overrides=overrides,
                                                   data_root=args.data_root,
                                                   recipe_path=Path(args.recipe) if args.recipe else None)
     modes = [] if args.finetune == ["none"] else args.finetune
     settings = CompareSettings(fractions=args.fractions, finetune_modes=modes, finetune=finetune_settings(args))
-    result = run_compare(recipe, bundle, candidates, settings, device=resolve_device(args.device))
+    result = run_compare(recipe, assembled, rows, settings, device=resolve_device(args.device),
+                         run_root=runs[0].parent if runs else None)
     out = Path(args.out or (runs[0] if runs else Path(".")) / "compare")
     paths = write_compare_outputs(result, out, command=shlex.join(["omnissl", *sys.argv[1:]]))
     print(markdown_table(result))

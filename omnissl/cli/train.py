@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
               f"command above, or evaluate the checkpoint as it is with: omnissl eval {run_dir}")
         return 0
     if not args.no_eval and trainer.dist.is_main and assembled.bundle.test is not None:
-        print_reports(evaluate_assembled(assembled, trained=True, device=recipe.train.device), run_dir)
+        print_reports(evaluate_assembled(assembled, trained=True, device=recipe.train.device,
+                                         run_root=run_dir.parent), run_dir)
     if trainer.dist.is_main:
         from omnissl.report.auto import auto_report  # looked up per call: tests replace it
 

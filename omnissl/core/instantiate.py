@@ -211,5 +211,8 @@ def check_components(recipe: Any) -> None:
             checks += [(AUGMENTATIONS, op, f"{where}.ops.{i}") for i, op in enumerate(group.ops)]
             checks += [(AUGMENTATIONS, op, f"{where}.per_view.{v}.{i}")
                        for v, ops in enumerate(group.per_view or []) for i, op in enumerate(ops)]
+    from omnissl.core.registry import EVALUATIONS  # helper C (issue 18): the recipe's evaluation protocols
+
+    checks += [(EVALUATIONS, spec, f"eval.protocols.{i}") for i, spec in enumerate(recipe.eval.protocols or [])]
     for registry, spec, path in checks:
         check_params(resolve_entry(registry, spec, path), spec.params, path)

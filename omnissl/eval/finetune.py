@@ -25,7 +25,9 @@ from torch.utils.data import Dataset
 
 from omnissl.data.tensors import evaluation_loader, training_loader
 from omnissl.core.errors import ConfigError
+from omnissl.core.registry import EVALUATIONS
 from omnissl.core.types import DataBundle, Encoder, to_device
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
 
 
 class FinetuneConfig(BaseModel):
@@ -140,3 +142,35 @@ def finetune(encoder: Encoder, train_set: Dataset[Any], test_set: Dataset[Any], 
     return {"mode": config.mode, "blocks": config.blocks if config.mode == "last_blocks" else None,
             "epochs": config.epochs, "min_steps": config.min_steps, "mean": statistics.fmean(scores),
             "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "per_seed": scores}
+
+
+class FinetuneProtocol(Protocol):
+    """Fine-tuning as a table column (each seed fine-tunes a copy; the row's encoder is never changed)."""
+
+    def __init__(self, config: FinetuneConfig) -> None:
+        super().__init__("finetune", config.model_dump())
+        self.config = config
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        if row.objective is not None:
+            return "n/a: paired rows"
+        return "n/a: raw input has no weights to fine-tune" if row.encoder is None else None
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        assert row.encoder is not None
+        found = finetune(row.encoder, ctx.train_set, ctx.test_set, ctx.bundle, self.config, device=ctx.device,
+                         select=row.select)
+        score = {"mean": found["mean"], "std": found["std"], "seeds": len(found["per_seed"]),
+                 "per_seed": found["per_seed"]}
+        return cell(f"fine-tune {self.config.mode}", score, details={k: v for k, v in found.items()
+                                                                     if k not in score})
+
+
+@EVALUATIONS.register("finetune", description="linear head + last blocks (or everything) trained on the labels")
+def build_finetune(*, mode: Literal["last_blocks", "full"] = "last_blocks", blocks: int = 1, epochs: float = 10,
+                   min_steps: int = 100, batch_size: int = 64, lr: float = 3e-3, encoder_lr_scale: float = 0.1,
+                   weight_decay: float = 1e-4, finetune_seeds: int = 1) -> Protocol:
+    """The :class:`FinetuneConfig` fields (``finetune_seeds`` = its ``seeds``: probe seeds are a different knob)."""
+    return FinetuneProtocol(FinetuneConfig(mode=mode, blocks=blocks, epochs=epochs, min_steps=min_steps,
+                                           batch_size=batch_size, lr=lr, encoder_lr_scale=encoder_lr_scale,
+                                           weight_decay=weight_decay, seeds=finetune_seeds))

@@ -1,95 +1,127 @@
-"""The shared protocol: every encoder row and every baseline row measured the same way, in one table.
+"""What a registered evaluation protocol is: one group of columns of the result table, measured the same way on
+every row (trained tower, random init, raw input, public backbone), on subsets the engine fixes once.
 
-Rows: the SSL backbone(s), a randomly initialised encoder of the same architecture, and the raw input features.
-Columns: weighted k-NN top-1 at each k, and linear-probe accuracy mean ± std over seeds (decay chosen on a
-validation split carved from train).
+A protocol is built by a typed keyword-only builder registered in ``omnissl.core.registry.EVALUATIONS`` and chosen
+by a recipe's ``eval.protocols: [{name: knn, k: [20]}, ...]``. It returns a *cell*: the numbers it shows
+(``columns``: heading → ``{"mean", "std", "seeds"}``, accuracies in [0, 1]), its headline ``score`` (what the
+verdict ranks rows by), the extra ``metrics`` (macro-F1, balanced accuracy) and ``details`` (chosen C, decay, …).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.core.config import EvalConfig
-from omnissl.eval.features import extract_features, limit, raw_features
-from omnissl.eval.knn import knn_accuracy
-from omnissl.eval.linear_probe import linear_probe
-from omnissl.eval.summary import score
 from omnissl.core.types import DataBundle, Encoder
 
-FeatureSource = Callable[[Dataset[Any]], tuple[Tensor, Tensor]]
+Select = Callable[[Any], Any]
+Cell = dict[str, Any]
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 @dataclass
-class EvalRow:
+class Row:
+    """One row of the table. ``encoder=None`` is the raw-input row (the bundle's ``raw_features``); ``objective``
+    is set for the rows of paired protocols (retrieval, zero-shot), which read every tower at once."""
+
     name: str
-    feature_dim: int
-    knn: dict[str, float]
-    probe: dict[str, Any]
+    kind: Literal["ssl", "random init", "raw", "public"]
+    encoder: Encoder | None = None
+    select: Select = _identity
+    objective: Any = None
+    identity: dict[str, Any] | None = None  # baseline rows: what makes their numbers reusable (the cache key)
+    modality: str = "any"  # the encoder's registered modality, checked against the dataset's before any work
+
+    @property
+    def cacheable(self) -> bool:
+        return self.identity is not None
 
 
 @dataclass
-class EvalReport:
-    dataset: str
-    train_samples: int
-    test_samples: int
-    rows: list[EvalRow] = field(default_factory=list)
+class EvalContext:
+    """The fixed subsets and settings every protocol of one table shares."""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    bundle: DataBundle
+    train_set: Dataset[Any]
+    test_set: Dataset[Any]
+    device: torch.device
+    dataset_name: str
+    modality: str = "any"
+    seed: int = 0
+    batch_size: int = 512
+    autocast_dtype: torch.dtype | None = None
+    _features: dict[tuple[int, str], tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
+    @property
+    def num_classes(self) -> int | None:
+        return self.bundle.num_classes
 
-    def table(self) -> str:
-        """A Markdown table: one row per encoder or baseline."""
-        knn_keys = list(self.rows[0].knn) if self.rows else []
-        header = ["features", "dim", *[f"k-NN {k}" for k in knn_keys], "linear probe (mean ± std)"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in self.rows:
-            probe = score(result=row.probe)
-            knn = [f"{100 * row.knn[k]:.2f}" for k in knn_keys]
-            lines.append("| " + " | ".join([row.name, str(row.feature_dim), *knn, probe]) + " |")
-        return "\n".join(lines)
+    def features(self, row: Row, split: Literal["train", "test"]) -> tuple[Tensor, Tensor]:
+        """Frozen ``(N, D)`` features and ``(N,)`` labels of ``row`` on a split, computed once per row."""
+        from omnissl.eval.features import extract_features, raw_features
+
+        key = (id(row), split)
+        if key not in self._features:
+            dataset = self.train_set if split == "train" else self.test_set
+            if row.encoder is None:
+                self._features[key] = raw_features(dataset, self.bundle, batch_size=self.batch_size, select=row.select)
+            else:
+                row.encoder.to(self.device)
+                self._features[key] = extract_features(row.encoder, dataset, self.bundle, device=self.device,
+                                                       batch_size=self.batch_size, select=row.select,
+                                                       autocast_dtype=self.autocast_dtype)
+        return self._features[key]
+
+    def forget(self, row: Row) -> None:
+        """Drop a row's features once its protocols are done (a table of many rows must not hold them all)."""
+        for split in ("train", "test"):
+            self._features.pop((id(row), split), None)
 
 
-def measure(name: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], config: EvalConfig,
-            num_classes: int | None) -> EvalRow:
-    (train_f, train_y), (test_f, test_y) = train, test
-    knn = {f"k={k}": knn_accuracy(train_f, train_y, test_f, test_y, k=k, temperature=config.knn_temperature,
-                                  num_classes=num_classes) for k in config.knn_k}
-    probe = linear_probe(train_f, train_y, test_f, test_y, seeds=config.probe_seeds, max_iter=config.probe_max_iter,
-                         weight_decays=config.probe_weight_decays, val_fraction=config.val_fraction,
-                         num_classes=num_classes)
-    return EvalRow(name=name, feature_dim=int(train_f.shape[1]), knn=knn, probe=probe.as_dict())
+class Protocol:
+    """Base class of registered protocols. ``scope``: ``"rows"`` measures each row; ``"objective"`` measures
+    paired rows (``row.objective``); ``"baseline"`` adds its own rows (a strong supervised baseline such as
+    TF-IDF + logistic regression) whose numbers sit under ``compares_with``'s column."""
+
+    scope: ClassVar[Literal["rows", "objective", "baseline"]] = "rows"
+    compares_with: ClassVar[str | None] = None
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        self.name, self.settings = name, settings
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        """Why this protocol does not apply to ``row`` (``None``: it applies)."""
+        return None
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        raise NotImplementedError
+
+    def baseline_rows(self, ctx: EvalContext) -> list[tuple[str, Cell]]:
+        """``scope == "baseline"``: ``[(row name, cell)]``."""
+        return []
 
 
-def evaluate(encoders: dict[str, Encoder], bundle: DataBundle, config: EvalConfig, *, device: torch.device,
-             dataset_name: str, select: Callable[[Any], Any] | None = None, include_raw: bool = True,
-             autocast_dtype: torch.dtype | None = None) -> EvalReport:
-    """Evaluate each named encoder (and the raw-feature baseline) with the same splits and protocol."""
-    if bundle.test is None:
-        raise ValueError(f"dataset '{dataset_name}' has no test split to evaluate on")
-    pick = select or (lambda x: x)
-    train_set = limit(bundle.train, config.max_train_samples, seed=3)
-    test_set = limit(bundle.test, config.max_test_samples, seed=4)
-    report = EvalReport(dataset=dataset_name, train_samples=len(train_set),  # type: ignore[arg-type]
-                        test_samples=len(test_set))  # type: ignore[arg-type]
-    for name, encoder in encoders.items():
-        encoder.to(device)
-        train = extract_features(encoder, train_set, bundle, device=device, batch_size=config.batch_size,
-                                 select=pick, autocast_dtype=autocast_dtype)
-        test = extract_features(encoder, test_set, bundle, device=device, batch_size=config.batch_size,
-                                select=pick, autocast_dtype=autocast_dtype)
-        report.rows.append(measure(name, train, test, config, bundle.num_classes))
-    if include_raw and "raw" in config.baselines and bundle.raw_features is not None:
-        train = raw_features(train_set, bundle, batch_size=config.batch_size, select=pick)
-        test = raw_features(test_set, bundle, batch_size=config.batch_size, select=pick)
-        report.rows.append(measure("raw input", train, test, config, bundle.num_classes))
-    return report
+def summary(scores: list[float], *, population: bool = False) -> dict[str, Any]:
+    """``{"mean", "std", "seeds", "per_seed"}`` of per-seed (or per-fold) accuracies."""
+    spread = (statistics.pstdev(scores) if population else statistics.stdev(scores)) if len(scores) > 1 else 0.0
+    return {"mean": statistics.fmean(scores), "std": spread, "seeds": len(scores), "per_seed": scores}
+
+
+def cell(heading: str, score: dict[str, Any], *, metrics: dict[str, float] | None = None,
+         columns: dict[str, dict[str, Any]] | None = None, details: dict[str, Any] | None = None) -> Cell:
+    """A protocol's cell: the headline ``score`` shown under ``heading`` (first), then any further ``columns``;
+    ``metrics`` (macro-F1, balanced accuracy) are shown as their own columns too."""
+    shown = {heading: score, **(columns or {})}
+    for key, label in (("macro_f1", "macro-F1"), ("balanced_accuracy", "bal. acc.")):
+        if metrics and key in metrics:
+            shown[f"{heading} {label}"] = {"mean": metrics[key], "plain": True}
+    return {"score": score, "columns": shown, "metrics": metrics or {}, "details": details or {}}

@@ -7,15 +7,16 @@ the query's label (the right digit for AV-MNIST-style label-derived pairs).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from omnissl.core.registry import EVALUATIONS
 from omnissl.data.tensors import evaluation_loader
 from omnissl.core.types import DataBundle, ViewSet, to_device
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
 
 
 @torch.no_grad()
@@ -60,37 +61,65 @@ def zero_shot_accuracy(class_source: Tensor, class_labels: Tensor, queries: Tens
     return (predicted == query_labels).float().mean().item()
 
 
-@dataclass
-class RetrievalReport:
-    dataset: str
-    train_samples: int
-    test_samples: int
-    rows: list[dict[str, Any]] = field(default_factory=list)
+class RetrievalProtocol(Protocol):
+    """Recall@k both ways on the test pairs, by instance and by class (paired rows only)."""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    scope = "objective"
 
-    def table(self) -> str:
-        header = "| model | direction | match | R@1 | R@5 | R@10 | zero-shot acc |"
-        lines = [header, "|---|---|---|---|---|---|---|"]
-        for row in self.rows:
-            r = row["recall"]
-            lines.append(f"| {row['model']} | {row['direction']} | {row['by']} | {100 * r['R@1']:.2f} | "
-                         f"{100 * r['R@5']:.2f} | {100 * r['R@10']:.2f} | {100 * row['zero_shot']:.2f} |")
-        return "\n".join(lines)
+    def __init__(self, *, ks: list[int]) -> None:
+        super().__init__("retrieval", {"ks": ks})
+        self.ks = tuple(ks)
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        return None if row.objective is not None else "n/a: needs a paired objective"
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        test, labels = embed_pairs(row.objective, ctx.test_set, ctx.bundle, device=ctx.device)
+        first, second = row.objective.names
+        columns, recalls = {}, {}
+        for query, gallery in ((first, second), (second, first)):
+            for by in ("instance", "class"):
+                recall = recall_at_k(test[query], test[gallery], labels, labels, ks=self.ks, by=by)  # type: ignore[arg-type]
+                recalls[f"{query}→{gallery} {by}"] = recall
+                for k, value in recall.items():
+                    columns[f"{query}→{gallery} {by} {k}"] = {"mean": value, "plain": True}
+        headline = next(iter(columns.values()))
+        return cell(next(iter(columns)), {"mean": headline["mean"], "std": 0.0, "seeds": None},
+                    columns=columns, details={"recall": recalls})
 
 
-def retrieval_rows(model: str, objective: Any, bundle: DataBundle, *, train: Dataset[Any], test: Dataset[Any],
-                   device: torch.device) -> list[dict[str, Any]]:
-    """Recall@k both ways on the ``test`` pairs; zero-shot class embeddings from the ``train`` pairs."""
-    train_embeddings, train_labels = embed_pairs(objective, train, bundle, device=device)
-    test_embeddings, test_labels = embed_pairs(objective, test, bundle, device=device)
-    first, second = objective.names
-    rows = []
-    for query, gallery in ((first, second), (second, first)):
-        zero_shot = zero_shot_accuracy(train_embeddings[gallery], train_labels, test_embeddings[query], test_labels)
-        for by in ("instance", "class"):
-            recall = recall_at_k(test_embeddings[query], test_embeddings[gallery], test_labels, test_labels, by=by)
-            rows.append({"model": model, "direction": f"{query}→{gallery}", "by": by, "recall": recall,
-                         "zero_shot": zero_shot})
-    return rows
+class ZeroShotProtocol(Protocol):
+    """Zero-shot accuracy each way: class embeddings from the other tower's train pairs (paired rows only)."""
+
+    scope = "objective"
+
+    def __init__(self) -> None:
+        super().__init__("zero_shot", {})
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        return None if row.objective is not None else "n/a: needs a paired objective"
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        train, train_labels = embed_pairs(row.objective, ctx.train_set, ctx.bundle, device=ctx.device)
+        test, test_labels = embed_pairs(row.objective, ctx.test_set, ctx.bundle, device=ctx.device)
+        first, second = row.objective.names
+        columns = {}
+        for query, gallery in ((first, second), (second, first)):
+            accuracy = zero_shot_accuracy(train[gallery], train_labels, test[query], test_labels)
+            columns[f"zero-shot {query} by {gallery}"] = {"mean": accuracy, "plain": True}
+        headline = next(iter(columns.values()))["mean"]
+        return cell(next(iter(columns)), {"mean": headline, "std": 0.0, "seeds": None}, columns=columns)
+
+
+@EVALUATIONS.register("retrieval", description="cross-modal recall@k both ways (paired recipes)")
+def build_retrieval(*, ks: list[int] | None = None) -> Protocol:
+    """``ks``: the recall cut-offs (default [1, 5, 10])."""
+    chosen = ks or [1, 5, 10]
+    if any(k < 1 for k in chosen):
+        raise ValueError(f"recall cut-offs must be ≥ 1, got {chosen}")
+    return RetrievalProtocol(ks=chosen)
+
+
+@EVALUATIONS.register("zero_shot", description="zero-shot classification by the other tower's class embeddings")
+def build_zero_shot() -> Protocol:
+    return ZeroShotProtocol()

@@ -39,14 +39,15 @@ def write_compare_outputs(result: dict[str, Any], out_dir: Path, *, command: str
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = out_dir / "figures"
     figures.mkdir(exist_ok=True)
-    table = markdown_table(result)
+    table = markdown_table(result)  # the one result-table renderer (omnissl.eval.table)
     paths = {"json": out_dir / "compare.json", "md": out_dir / "compare.md", "html": out_dir / "compare.html"}
     paths["json"].write_text(json.dumps({**result, "command": command}, indent=2), encoding="utf-8")
     header = (f"# Decision table: {result['dataset']}\n\n{result['train_samples']} train / {result['test_samples']} "
               f"test samples; probe over {result['probe_seeds']} seeds; accuracies in %.\n\n")
     paths["md"].write_text(header + (f"Command: `{command}`\n\n" if command else "") + table, encoding="utf-8")
-    curves = {row["name"]: {f: (p["mean"], p["std"]) for f, p in row["label_efficiency"].items()}
-              for row in result["rows"]}
+    curves = {row["name"]: {str(float(h.split("%")[0]) / 100): (p["mean"], p.get("std") or 0.0)
+                            for h, p in row["cells"]["label_efficiency"]["columns"].items()}
+              for row in result["rows"] if "label_efficiency" in row.get("cells", {})}
     section = Section(title=f"decision table — {result['dataset']}")
     section.paragraphs.append(f"{result['train_samples']} train / {result['test_samples']} test samples, the same "
                               f"for every row; linear probe mean ± std over {result['probe_seeds']} seeds; "

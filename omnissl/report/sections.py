@@ -10,58 +10,34 @@ from typing import Any
 import yaml
 
 from omnissl.core.errors import ConfigError
-from omnissl.eval.summary import score
 from omnissl.report.html import Section
 
 Table = tuple[list[str], list[list[str]]]
 
 
 def eval_table(report: dict[str, Any]) -> Table:
-    """``eval.json``'s per-tower report → (header, rows) with k-NN columns and probe mean ± std (in %)."""
-    rows = report.get("rows", [])
-    knn_keys = list(rows[0]["knn"]) if rows else []
-    header = ["features", "dim", *[f"k-NN {k}" for k in knn_keys], "linear probe (mean ± std)"]
-    body = [[row["name"], str(row["feature_dim"]), *[f"{100 * row['knn'][k]:.2f}" for k in knn_keys],
-             score(result=row["probe"])] for row in rows]
-    return header, body
+    """One ``eval.json`` table (a :class:`omnissl.eval.table.ResultTable`) → (header, rows), the one renderer."""
+    from omnissl.eval.table import ResultTable
 
-
-def finetune_table(results: dict[str, Any]) -> Table:
-    """``eval.json``'s ``finetune`` part (``omnissl eval --finetune``) → one row per mode."""
-    header = ["mode", "trained blocks", "epochs", "min steps", "test accuracy"]
-    body = [[mode, "all" if r.get("blocks") is None else str(r["blocks"]), f"{r.get('epochs', '?')}",
-             str(r.get("min_steps", "?")), score(result=r)] for mode, r in results.items()]
-    return header, body
-
-
-def retrieval_table(report: dict[str, Any]) -> Table:
-    """A paired run's ``retrieval`` report → recall@k both ways and zero-shot accuracy (in %)."""
-    header = ["model", "direction", "match", "R@1", "R@5", "R@10", "zero-shot acc"]
-    body = [[row["model"], row["direction"], row["by"], *[f"{100 * row['recall'][k]:.2f}" for k in
-             ("R@1", "R@5", "R@10")], f"{100 * row['zero_shot']:.2f}"] for row in report.get("rows", [])]
-    return header, body
+    return ResultTable.from_json(report).grid()
 
 
 def evaluation_sections(evaluation: dict[str, Any]) -> list[Section]:
-    """The frozen-feature tables (and the fine-tuning table, when ``eval --finetune`` ran) of every tower."""
-    frozen = Section(title="evaluation (frozen features; probe mean ± std over seeds, %)")
-    tuned = Section(title="fine-tuning (omnissl eval --finetune; test accuracy, %)")
+    """Every tower's result table (frozen-feature protocols, fine-tuning when ``eval --finetune`` ran) and the
+    paired protocols' table."""
+    frozen = Section(title="evaluation (the recipe's protocols; mean ± std over seeds, %)")
+    tuned = any(p.startswith("finetune") for report in evaluation.values() for p in report.get("protocols", []))
     for tower, report in evaluation.items():
-        where = (f"tower '{tower}' on {report.get('dataset')}: {report.get('train_samples')} train / "
-                 f"{report.get('test_samples')} test samples")
-        if tower == "retrieval":
-            frozen.paragraphs.append(f"cross-modal retrieval on {report.get('dataset')}")
-            frozen.tables.append(retrieval_table(report))
+        if not report.get("rows"):
             continue
-        if report.get("rows"):
-            frozen.paragraphs.append(where)
-            frozen.tables.append(eval_table(report))
-        if report.get("finetune"):
-            tuned.paragraphs.append(f"tower '{tower}'")
-            tuned.tables.append(finetune_table(report["finetune"]))
-    if not tuned.tables:
-        tuned.paragraphs.append("not run: add it with omnissl eval RUN_DIR --finetune last_blocks full")
-    return [section for section in (frozen, tuned) if section.tables or section is tuned]
+        what = "cross-modal retrieval and zero-shot" if tower == "retrieval" else f"tower '{tower}'"
+        frozen.paragraphs.append(f"{what} on {report.get('dataset')}: {report.get('train_samples')} train / "
+                                 f"{report.get('test_samples')} test samples")
+        frozen.tables.append(eval_table(report))
+        frozen.paragraphs += list(report.get("notes", []))
+    if not tuned:
+        frozen.paragraphs.append("fine-tuning not run: add it with omnissl eval RUN_DIR --finetune last_blocks full")
+    return [frozen] if frozen.tables else []
 
 
 def knn_references(evaluation: dict[str, Any] | None) -> dict[str, dict[int, float]]:
@@ -70,9 +46,10 @@ def knn_references(evaluation: dict[str, Any] | None) -> dict[str, dict[int, flo
     rows = ((evaluation or {}).get("main") or {}).get("rows", [])
     references: dict[str, dict[int, float]] = {}
     for row in rows:
-        if row.get("name") in ("random init", "raw input"):
-            references[row["name"]] = {int(k.removeprefix("k=")): float(v) for k, v in row.get("knn", {}).items()
-                                       if k.removeprefix("k=").isdigit()}
+        by_k = row.get("cells", {}).get("knn", {}).get("details", {}).get("by_k", {})
+        if row.get("kind") in ("random init", "raw") and by_k:
+            references[row["name"]] = {int(k.rsplit("=", 1)[1]): float(v) for k, v in by_k.items()
+                                       if k.rsplit("=", 1)[-1].isdigit()}
     return references
 
 
@@ -110,7 +87,7 @@ def missing_curves(records: list[dict[str, Any]], train: dict[str, Any]) -> list
         elif isinstance(every, int) and last < every:
             notes.append(f"k-NN monitor: run shorter than train.knn_every ({last} < {every} steps)")
         elif train:
-            notes.append("k-NN monitor: not measured (the dataset has no test split, or the run is paired)")
+            notes.append("k-NN monitor: not measured (the dataset publishes no labels to carve a validation split from)")
     return notes
 
 

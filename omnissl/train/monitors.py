@@ -1,9 +1,11 @@
-"""What runs after a training step on its own period: the collapse monitor and the k-NN monitor (whose best score's
-weights go to ``checkpoints/best.pt``). Kept out of the loop so the loop reads as the step order it is."""
+"""What runs after a training step on its own period: the collapse monitor and the k-NN monitor (whose best score on
+the validation split carved from train — recorded in ``RUN_DIR/splits.json`` — picks ``checkpoints/best.pt``).
+Kept out of the loop so the loop reads as the step order it is."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from omnissl.core.errors import OmnisslError
 from omnissl.eval.collapse import CollapseMonitor, collapse_stats
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.knn_monitor import KnnMonitor
-from omnissl.train.logging import MetricsWriter
+from omnissl.train.logging import MetricsWriter, atomic_write_text
 
 
 class CollapseError(OmnisslError, RuntimeError):
@@ -24,6 +26,7 @@ class StepMonitors:
         self.config, self.knn, self.enabled = config, knn, enabled
         self.collapse = CollapseMonitor()
         self.best_knn = float("-inf")
+        self.recorded_split = False
 
     def after_step(self, *, step: int, output: Any, writer: MetricsWriter, payload: Callable[[], dict[str, Any]],
                    checkpoints: Path, save_checkpoint: Callable[[], Any]) -> None:
@@ -38,9 +41,12 @@ class StepMonitors:
                     save_checkpoint()
                     raise CollapseError(f"collapse at step {step}: {self.collapse.describe(stats)}")
         if self.knn is not None and step % config.knn_every == 0:
+            if not self.recorded_split and self.knn.record() is not None:
+                atomic_write_text(checkpoints.parent / "splits.json", json.dumps(self.knn.record(), indent=1) + "\n")
+                self.recorded_split = True
             measured = self.knn.measure()
             writer.write(step, measured)
-            score = next(iter(measured.values()), None)
+            score = measured.get(f"knn_top1_k{self.knn.k}")
             if score is not None and score > self.best_knn:
                 self.best_knn = score
                 ckpt.atomic_save({**payload(), "knn": score}, checkpoints / "best.pt")

@@ -1,39 +1,30 @@
-"""``omnissl compare``: the decision table — several encoders on one labelled dataset, one protocol.
+"""``omnissl compare``: the decision table — the evaluation of :mod:`omnissl.workflows.evaluation` with more rows,
+plus a verdict.
 
-Rows: raw input features, random init (per architecture), one or more SSL run directories, and public pretrained
-backbones (an ``omnissl export`` folder, a local HF model directory, or any registered encoder as a YAML mapping).
-Columns: weighted k-NN, linear probe mean ± std over seeds (the shared protocol of :mod:`omnissl.eval.protocol`),
-fine-tuning (last N blocks + head; full with a lower encoder LR — :mod:`omnissl.eval.finetune`), and a
-label-efficiency curve (probe accuracy at e.g. 1 %, 10 %, 100 % of the training labels, class-stratified, a fresh
-subset per seed). Every row sees the same train/test samples. The table ends with a verdict derived from it.
+Rows: raw input, random init (per architecture), one or more SSL run directories, public pretrained backbones (an
+``omnissl export`` folder, a local HF model directory, or any registered encoder as a YAML mapping), and the strong
+baselines the recipe's protocols add. Columns: the recipe's ``eval.protocols``, plus label efficiency at the asked
+fractions and fine-tuning in each asked mode. Every row sees the same subsets (one engine). The verdict is derived
+from the table: the linear probe ranks rows (else the recipe's first protocol), and a flag says when k-NN ranks
+them differently.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from omnissl.core.config import Component, Recipe, load_recipe, load_yaml_text
 from omnissl.core.errors import ConfigError
-from omnissl.eval.features import extract_features, limit, raw_features
-from omnissl.eval.finetune import FinetuneConfig, finetune
-from omnissl.eval.linear_probe import linear_probe
-from omnissl.eval.protocol import measure
-from omnissl.eval.summary import score
 from omnissl.core.types import Encoder
-
-
-@dataclass
-class Candidate:
-    name: str
-    kind: str  # "raw" | "random init" | "ssl" | "public"
-    encoder: Encoder | None
+from omnissl.eval.engine import Row, build_protocols, run_table
+from omnissl.eval.finetune import build_finetune
+from omnissl.eval.label_efficiency import build_label_efficiency, fraction_label
+from omnissl.eval.table import ResultTable
 
 
 @dataclass
@@ -41,157 +32,143 @@ class CompareSettings:
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
     finetune_modes: list[str] = field(default_factory=lambda: ["last_blocks", "full"])
     finetune: dict[str, Any] = field(default_factory=dict)  # FinetuneConfig fields shared by the modes
-    finetune_kinds: tuple[str, ...] = ("random init", "ssl", "public")
 
 
-def stratified_subset(labels: Tensor, fraction: float, *, seed: int) -> Tensor:
-    """Indices of ``fraction`` of the samples, drawn per class (at least one per class present)."""
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for label in labels.unique():
-        members = (labels == label).nonzero().flatten()
-        take = max(1, round(fraction * len(members)))
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:take]])
-    return torch.cat(chosen).sort().values
+def compare_protocols(recipe: Recipe, bundle: Any, settings: CompareSettings) -> list[Any]:
+    """The recipe's protocols, then label efficiency (unless the recipe has it) and one fine-tuning per mode."""
+    protocols = build_protocols(recipe.eval, bundle)
+    names = {p.name for p in protocols}
+    if "label_efficiency" not in names and settings.fractions:
+        e = recipe.eval
+        protocols.append(build_label_efficiency(fractions=settings.fractions, seeds=e.probe_seeds,
+                                                max_iter=e.probe_max_iter, weight_decays=list(e.probe_weight_decays),
+                                                val_fraction=e.val_fraction))
+    for mode in settings.finetune_modes:
+        tuned = dict(settings.finetune)
+        if "seeds" in tuned:
+            tuned["finetune_seeds"] = tuned.pop("seeds")
+        protocol = build_finetune(mode=mode, **tuned)  # type: ignore[arg-type]
+        protocol.name = f"finetune {mode}"
+        protocols.append(protocol)
+    return protocols
 
 
-def label_efficiency(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], eval_config: Any,
-                     fractions: list[float], num_classes: int | None, full_probe: dict[str, Any]) -> dict[str, Any]:
-    """``{fraction: {"mean", "std", "labels"}}``; 100 % reuses the main probe (same seeds, same protocol)."""
-    curve: dict[str, Any] = {}
-    for fraction in fractions:
-        if fraction >= 1.0:
-            curve[str(fraction)] = {"mean": full_probe["mean"], "std": full_probe["std"], "labels": len(train[1]),
-                                    "seeds": len(full_probe["per_seed"])}
-            continue
-        scores, size = [], 0
-        for seed in range(eval_config.probe_seeds):
-            index = stratified_subset(train[1], fraction, seed=seed)
-            size = len(index)
-            result = linear_probe(train[0][index], train[1][index], test[0], test[1], seeds=1,
-                                  max_iter=eval_config.probe_max_iter, weight_decays=eval_config.probe_weight_decays,
-                                  val_fraction=eval_config.val_fraction, num_classes=num_classes)
-            scores.append(result.mean)
-        curve[str(fraction)] = {"mean": statistics.fmean(scores),
-                                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "labels": size,
-                                "seeds": len(scores)}
-    return curve
+def run_compare(recipe: Recipe, assembled: Any, rows: list[Row], settings: CompareSettings, *,
+                device: torch.device, run_root: Path | None = None) -> dict[str, Any]:
+    """Measure every row on the same subsets; the JSON-able table with its verdict."""
+    from omnissl.workflows.baseline_cache import BaselineCache, cache_root
+    from omnissl.workflows.evaluation import cache_scope, make_context
 
-
-def run_compare(recipe: Recipe, bundle: Any, candidates: list[Candidate], settings: CompareSettings, *,
-                device: torch.device, log: Any = print) -> dict[str, Any]:
-    """Measure every candidate on the same samples; returns the JSON-able table (rows + verdict)."""
-    if bundle.test is None:
-        raise ConfigError(f"compare: dataset '{recipe.data.name}' has no test split")
-    config = recipe.eval
-    train_set = limit(bundle.train, config.max_train_samples, seed=3)
-    test_set = limit(bundle.test, config.max_test_samples, seed=4)
-    rows = []
-    for candidate in candidates:
-        log(f"compare: {candidate.name} ...")
-        if candidate.encoder is None:
-            train = raw_features(train_set, bundle, batch_size=config.batch_size)
-            test = raw_features(test_set, bundle, batch_size=config.batch_size)
-        else:
-            candidate.encoder.to(device)
-            train = extract_features(candidate.encoder, train_set, bundle, device=device, batch_size=config.batch_size)
-            test = extract_features(candidate.encoder, test_set, bundle, device=device, batch_size=config.batch_size)
-        row = measure(candidate.name, train, test, config, bundle.num_classes).__dict__
-        row["kind"] = candidate.kind
-        row["label_efficiency"] = label_efficiency(train, test, config, settings.fractions, bundle.num_classes,
-                                                   row["probe"])
-        row["finetune"] = {}
-        if candidate.encoder is not None and candidate.kind in settings.finetune_kinds:
-            for mode in settings.finetune_modes:
-                ft = FinetuneConfig(**{**settings.finetune, "mode": mode})
-                row["finetune"][mode] = finetune(candidate.encoder, train_set, test_set, bundle, ft, device=device)
-        rows.append(row)
-    result = {"dataset": recipe.data.name, "train_samples": len(train_set), "test_samples": len(test_set),
-              "probe_seeds": config.probe_seeds, "fractions": settings.fractions,
-              "finetune": {"modes": settings.finetune_modes, **FinetuneConfig(**settings.finetune).model_dump()},
-              "rows": rows}
-    result["verdict"] = verdict(rows)
+    ctx = make_context(assembled, device)
+    protocols = compare_protocols(recipe, assembled.bundle, settings)
+    cache = BaselineCache(cache_root(run_root)) if run_root is not None else None
+    table = run_table(rows, protocols, ctx, tower="main", cache=cache, scope=cache_scope(assembled, ctx))
+    table.verdict = verdict(table.rows, protocols=table.protocols)
+    result = table.to_json()
+    result.update({"probe_seeds": recipe.eval.probe_seeds, "fractions": settings.fractions,
+                   "finetune": {"modes": settings.finetune_modes, **settings.finetune}})
     return result
 
 
-def _score(row: dict[str, Any]) -> tuple[float, float]:
-    return row["probe"]["mean"], row["probe"]["std"]
+def _score(row: dict[str, Any], protocol: str) -> dict[str, Any] | None:
+    found = row.get("cells", {}).get(protocol)
+    return found.get("score") if found else None
 
 
-def verdict(rows: list[dict[str, Any]], *, margin: float = 0.01) -> str:
-    """One line from the table's numbers: the linear probe decides (mean ± std over seeds); a gap smaller than
-    ``margin`` (1 point) or than the larger spread counts as a tie; fine-tuning and 1 %-label results are cited."""
-    best = {kind: max((r for r in rows if r["kind"] == kind), key=lambda r: r["probe"]["mean"], default=None)
-            for kind in ("raw", "random init", "ssl", "public")}
-    baselines = [r for r in (best["raw"], best["random init"]) if r is not None]
-    base = max(baselines, key=lambda r: r["probe"]["mean"], default=None)
-    ssl, public = best["ssl"], best["public"]
+def ranking_protocol(protocols: list[str]) -> str:
+    per_row = [p for p in protocols if p != "knn" and not p.startswith("finetune") and p != "label_efficiency"]
+    return "linear_probe" if "linear_probe" in protocols else (per_row or protocols)[0]
+
+
+def disagreement(rows: list[dict[str, Any]], first: str, second: str) -> str | None:
+    """A sentence when ``first`` and ``second`` order some pair of rows oppositely (both scored)."""
+    both = [r for r in rows if _score(r, first) and _score(r, second)]
+    for i, a in enumerate(both):
+        for b in both[i + 1:]:
+            d1 = _score(a, first)["mean"] - _score(b, first)["mean"]  # type: ignore[index]
+            d2 = _score(a, second)["mean"] - _score(b, second)["mean"]  # type: ignore[index]
+            if d1 * d2 < 0:
+                hi1, hi2 = (a, b) if d1 > 0 else (b, a), (a, b) if d2 > 0 else (b, a)
+                return (f"note: {first} and {second} rank the rows differently ({first}: '{hi1[0]['name']}' > "
+                        f"'{hi1[1]['name']}'; {second}: '{hi2[0]['name']}' > '{hi2[1]['name']}')")
+    return None
+
+
+def verdict(rows: list[dict[str, Any]], *, protocols: list[str] | None = None, margin: float = 0.01) -> str:
+    """One line from the table's numbers: the ranking protocol decides (mean ± std over seeds); a gap smaller than
+    ``margin`` (1 point) or than the larger spread counts as a tie; the strong baselines count as baselines;
+    label efficiency, fine-tuning and a k-NN/probe ranking disagreement are cited."""
+    protocols = protocols or sorted({p for r in rows for p in r.get("cells", {})})
+    rank = ranking_protocol(protocols)
+    scored = [r for r in rows if _score(r, rank)]
+
+    def best(*kinds: str) -> dict[str, Any] | None:
+        return max((r for r in scored if r["kind"] in kinds), key=lambda r: _score(r, rank)["mean"], default=None)
+
+    base, ssl, public = best("raw", "random init", "baseline"), best("ssl"), best("public")
     parts = []
 
     def gap(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
-        return 100 * (a["probe"]["mean"] - b["probe"]["mean"]), 100 * max(a["probe"]["std"], b["probe"]["std"], margin)
+        sa, sb = _score(a, rank), _score(b, rank)
+        assert sa is not None and sb is not None
+        return 100 * (sa["mean"] - sb["mean"]), 100 * max(sa.get("std") or 0.0, sb.get("std") or 0.0, margin)
 
+    what = "the linear probe" if rank == "linear_probe" else rank
     if ssl is not None and public is not None:
         d, tol = gap(public, ssl)
+        pm, sm = 100 * _score(public, rank)["mean"], 100 * _score(ssl, rank)["mean"]  # type: ignore[index]
         if d >= -tol:
             where = f"within {abs(d):.1f} points of" if abs(d) <= tol else f"{d:.1f} points above"
             parts.append(f"public backbone '{public['name']}' is {where} the best SSL run '{ssl['name']}' "
-                         f"on the linear probe "
-                         f"({100 * public['probe']['mean']:.1f} vs {100 * ssl['probe']['mean']:.1f}): prefer it")
+                         f"on {what} ({pm:.1f} vs {sm:.1f}): prefer it")
         else:
             parts.append(f"the SSL run '{ssl['name']}' beats the public backbone '{public['name']}' by {-d:.1f} "
-                         f"points on the linear probe ({100 * ssl['probe']['mean']:.1f} vs "
-                         f"{100 * public['probe']['mean']:.1f}, spread ≤ {tol:.1f}): prefer the SSL run")
+                         f"points on {what} ({sm:.1f} vs {pm:.1f}, spread ≤ {tol:.1f}): prefer the SSL run")
     winner = public if ssl is None else ssl if public is None else None
     if winner is not None and base is not None:
         d, tol = gap(winner, base)
         if d > tol:
             parts.append(f"'{winner['name']}' beats the best baseline '{base['name']}' by {d:.1f} points "
-                         f"on the linear probe: use it")
+                         f"on {what}: use it")
         else:
             parts.append(f"'{winner['name']}' does not beat the baseline '{base['name']}' beyond the spread "
                          f"({d:+.1f} points, tolerance {tol:.1f}): train longer or check the recipe before using it")
     if not parts:
         parts.append("no SSL run or public backbone in the table: nothing to decide")
-    low = min((float(f) for r in rows for f in r.get("label_efficiency", {})), default=None)
-    if low is not None and low < 1.0:
-        key = next(k for k in rows[0]["label_efficiency"] if float(k) == low)
-        top = max(rows, key=lambda r: r["label_efficiency"][key]["mean"])
-        parts.append(f"with {100 * low:g}% of the labels the best is '{top['name']}' "
-                     f"({100 * top['label_efficiency'][key]['mean']:.1f})")
-    tuned = [(m, r) for r in rows for m in r.get("finetune", {})]
+    curves = [r for r in rows if r.get("cells", {}).get("label_efficiency")]
+    if curves:
+        low = min(float(k.split("%")[0]) for r in curves for k in r["cells"]["label_efficiency"]["columns"])
+        key = fraction_label(low / 100)
+        have = [r for r in curves if key in r["cells"]["label_efficiency"]["columns"]]
+        if low < 100 and have:
+            top = max(have, key=lambda r: r["cells"]["label_efficiency"]["columns"][key]["mean"])
+            parts.append(f"with {low:g}% of the labels the best is '{top['name']}' "
+                         f"({100 * top['cells']['label_efficiency']['columns'][key]['mean']:.1f})")
+    tuned = [(p, r) for r in rows for p in r.get("cells", {}) if p.startswith("finetune")]
     if tuned:
-        mode, top = max(tuned, key=lambda mr: mr[1]["finetune"][mr[0]]["mean"])
-        parts.append(f"best fine-tuned: '{top['name']}' ({mode}, {100 * top['finetune'][mode]['mean']:.1f})")
+        mode, top = max(tuned, key=lambda pr: pr[1]["cells"][pr[0]]["score"]["mean"])
+        parts.append(f"best fine-tuned: '{top['name']}' ({mode.removeprefix('finetune ')}, "
+                     f"{100 * top['cells'][mode]['score']['mean']:.1f})")
+    if rank != "knn" and "knn" in protocols:
+        flag = disagreement(rows, "knn", rank)
+        if flag:
+            parts.append(flag)
     return "; ".join(parts) + "."
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    rows = result["rows"]
-    knn_keys = list(rows[0]["knn"]) if rows else []
-    fractions = [str(f) for f in result["fractions"] if float(f) < 1.0]
-    modes = result["finetune"]["modes"]
-    header = ["encoder", "kind", "dim", *[f"k-NN {k}" for k in knn_keys], "linear probe",
-              *[f"probe @ {100 * float(f):g}% labels" for f in fractions],
-              *[f"fine-tune {m}" for m in modes]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["name"], row["kind"], str(row["feature_dim"]), *[f"{100 * row['knn'][k]:.2f}" for k in knn_keys],
-                 score(result=row["probe"])]
-        cells += [score(result=row["label_efficiency"][f]) for f in fractions]
-        for m in modes:
-            ft = row["finetune"].get(m)
-            cells.append(score(result=ft) if ft else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n**Verdict:** {result['verdict']}\n"
+    """The compare result (``compare.json``) as Markdown, through the one table renderer."""
+    return ResultTable.from_json(result).table() + "\n"
 
 
 def parse_public(spec: str, context: dict[str, Any]) -> tuple[str, Encoder, Component | None]:
-    """``[LABEL=]SPEC`` → (label, encoder, component or None). SPEC: an ``omnissl export`` folder, a local HF
-    model folder (built with the registered ``hf_local`` encoder), or a YAML mapping ``{name: ..., ...}``."""
+    """``[LABEL=]SPEC`` → (label, encoder, component or None), the single entry point for public backbones.
+    SPEC: an ``omnissl export`` folder, a local model folder (``config.json``: built by the first registered encoder
+    whose ``example_params``/signature takes a ``path`` and accepts the folder, ``hf_local`` first), or a YAML
+    mapping ``{name: ENCODER, ...}`` naming any registered encoder."""
     from omnissl.core.instantiate import build_component
-    from omnissl.workflows.export import CONFIG_NAME, load_exported
     from omnissl.core.registry import ENCODERS
+    from omnissl.workflows.export import CONFIG_NAME, load_exported
 
     label, _, body = spec.partition("=") if "=" in spec.split("{")[0] else ("", "", spec)
     body = body.strip()
@@ -203,32 +180,38 @@ def parse_public(spec: str, context: dict[str, Any]) -> tuple[str, Encoder, Comp
     elif (Path(body) / CONFIG_NAME).is_file():
         return label or f"public: {Path(body).name}", load_exported(body), None
     elif (Path(body) / "config.json").is_file() or body.startswith("package:"):
-        if "hf_local" not in ENCODERS.names():
-            raise ConfigError(f"--public {body}: an HF model folder needs the 'hf_local' encoder (text plugin)")
-        component = Component(name="hf_local", path=body)
+        takers = [n for n in ENCODERS.names() if "path" in ENCODERS.get(n).signature.parameters]
+        if not takers:
+            raise ConfigError(f"--public {body}: a model folder needs an encoder with a 'path' parameter "
+                              f"(e.g. 'hf_local' from the text plugin); none is registered")
+        component = Component(name="hf_local" if "hf_local" in takers else takers[0], path=body)
     else:
-        raise ConfigError(f"--public {spec}: not an export folder ({CONFIG_NAME}), not an HF model folder "
+        raise ConfigError(f"--public {spec}: not an export folder ({CONFIG_NAME}), not a model folder "
                           f"(config.json), and not a YAML mapping {{name: ENCODER, ...}}")
     encoder = build_component(ENCODERS, component, "--public", context)
     return label or f"public: {component.params.get('path', component.name)}", encoder, component
 
 
 def build_candidates(runs: list[Path], publics: list[str], *, recipe_path: Path | None,
-                     overrides: list[str], data_root: str | Path | None) -> tuple[Recipe, Any, list[Candidate]]:
-    """The dataset comes from ``recipe_path`` or the first run's ``recipe.yaml``; every run must use it too."""
-    from omnissl.train.assemble import build_data, random_init_encoders
+                     overrides: list[str], data_root: str | Path | None) -> tuple[Recipe, Any, list[Row]]:
+    """The table's recipe (dataset + protocols; from ``recipe_path`` or the first run) assembled, and its rows:
+    raw input, one random init per architecture, each run's trained encoder, each public backbone."""
+    from omnissl.core.registry import ENCODERS
+    from omnissl.train.assemble import assemble, random_init_encoders
     from omnissl.workflows.session import load_trained
 
     if recipe_path is None and not runs:
         raise ConfigError("compare: give at least one run directory or --recipe (which names the dataset)")
     source = recipe_path or runs[0] / "recipe.yaml"
     recipe = load_recipe(source, overrides)
-    if recipe.is_paired:
-        raise ConfigError(f"compare: {source} is a paired recipe; compare works on one labelled modality")
-    bundle = build_data(recipe, root=data_root)
-    candidates: list[Candidate] = []
+    if len(recipe.towers) != 1:
+        raise ConfigError(f"compare: {source} has {len(recipe.towers)} towers; compare works on one labelled "
+                          f"modality (its paired protocols are in `omnissl eval`)")
+    assembled = assemble(recipe, root=data_root)
+    bundle = assembled.bundle
+    rows: list[Row] = []
     if bundle.raw_features is not None and "raw" in recipe.eval.baselines:
-        candidates.append(Candidate("raw input", "raw", None))
+        rows.append(Row(name="raw input", kind="raw", identity={"kind": "raw"}))
     seen_arch: set[str] = set()
     for run in runs:
         run_recipe = load_recipe(run / "recipe.yaml")
@@ -239,26 +222,31 @@ def build_candidates(runs: list[Path], publics: list[str], *, recipe_path: Path 
         elif run_recipe.data.model_dump() != recipe.data.model_dump():
             raise ConfigError(f"compare: {run} was trained on data {run_recipe.data.model_dump()}, but the table "
                               f"uses {recipe.data.model_dump()} (from {source}); compare runs on the same data")
-        encoder = load_trained(run, root=data_root).objective.towers["main"]
-        arch = json.dumps(run_recipe.encoder.model_dump() if run_recipe.encoder else None, sort_keys=True)
+        trained = load_trained(run, root=data_root)
+        encoder = next(iter(trained.encoders.values()))
+        spec = next(iter(run_recipe.towers.values())).encoder
+        arch = json.dumps(spec.model_dump(), sort_keys=True)
         if arch not in seen_arch and "random_init" in recipe.eval.baselines:
             seen_arch.add(arch)
-            assert run_recipe.encoder is not None
-            candidates.append(Candidate(f"random init ({run_recipe.encoder.name})", "random init",
-                                        random_init_encoders(run_recipe, bundle, seed=recipe.seed + 1)["main"]))
-        candidates.append(Candidate(f"SSL: {run_recipe.objective.name} ({run.name})", "ssl", encoder))
-    for spec in publics:
-        label, encoder, component = parse_public(spec, dict(bundle.input_spec))
+            fresh = next(iter(random_init_encoders(run_recipe, bundle, seed=recipe.seed + 1).values()))
+            rows.append(Row(name=f"random init ({spec.name})", kind="random init", encoder=fresh,
+                            identity={"kind": "random init", "architecture": spec.model_dump(),
+                                      "seed": recipe.seed + 1}, modality=ENCODERS.get(spec.name).modality))
+        rows.append(Row(name=f"SSL: {run_recipe.objective.name} ({run.name})", kind="ssl", encoder=encoder,
+                        modality=ENCODERS.get(spec.name).modality))
+    for spec_text in publics:
+        label, encoder, component = parse_public(spec_text, dict(bundle.input_spec))
+        modality = ENCODERS.get(component.name).modality if component is not None else "any"
         if component is not None and not seen_arch:
             # A random-init twin of the public architecture when no SSL run supplied one.
             from omnissl.core.instantiate import build_component
-            from omnissl.core.registry import ENCODERS
 
             if "pretrained" in ENCODERS.get(component.name).signature.parameters:
                 twin = Component(name=component.name, **{**component.params, "pretrained": False})
                 torch.manual_seed(recipe.seed + 1)
-                candidates.append(Candidate(f"random init ({component.name})", "random init",
-                                            build_component(ENCODERS, twin, "--public", dict(bundle.input_spec))))
+                rows.append(Row(name=f"random init ({component.name})", kind="random init",
+                                encoder=build_component(ENCODERS, twin, "--public", dict(bundle.input_spec)),
+                                modality=modality))
                 seen_arch.add(component.name)
-        candidates.append(Candidate(label, "public", encoder))
-    return recipe, bundle, candidates
+        rows.append(Row(name=label, kind="public", encoder=encoder, modality=modality))
+    return recipe, assembled, rows

@@ -18,27 +18,43 @@ def finetune_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def finetune_eval(assembled: Any, args: argparse.Namespace, out_dir: Path) -> None:
-    """``omnissl eval --finetune MODE``: fine-tune each tower's backbone, print, add to ``eval.json``."""
-    from omnissl.eval.features import limit
-    from omnissl.eval.finetune import FinetuneConfig, finetune
-    from omnissl.eval.summary import score
+    """``omnissl eval --finetune MODE``: the ``finetune`` protocol (one per mode) on each tower's trained row, through
+    the engine; the cells join that tower's table in ``eval.json``."""
+    from omnissl.eval.engine import Row, run_table
+    from omnissl.eval.finetune import build_finetune
+    from omnissl.eval.table import ResultTable, format_column
     from omnissl.train.distributed import resolve_device
+    from omnissl.workflows.evaluation import make_context
 
-    recipe, bundle = assembled.recipe, assembled.bundle
-    if bundle.test is None:
+    recipe = assembled.recipe
+    if assembled.bundle.test is None:
         raise ConfigError(f"eval --finetune: dataset '{recipe.data.name}' has no test split")
-    train_set = limit(bundle.train, recipe.eval.max_train_samples, seed=3)
-    test_set = limit(bundle.test, recipe.eval.max_test_samples, seed=4)
     path = out_dir / "eval.json"
     combined = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    device = resolve_device(recipe.train.device)
-    for tower, encoder in assembled.objective.towers.items():
-        select = (lambda x, t=tower: x[t]) if recipe.is_paired else None
-        results = {}
-        for mode in args.finetune:
-            config = FinetuneConfig(**{**finetune_settings(args), "mode": mode})
-            results[mode] = finetune(encoder, train_set, test_set, bundle, config, device=device, select=select)
-            spread = "" if config.seeds == 1 else f" over {config.seeds} seeds"
-            print(f"fine-tune {mode} (tower '{tower}'): {score(result=results[mode])}{spread}")
-        combined.setdefault(tower, {})["finetune"] = results
+    ctx = make_context(assembled, resolve_device(recipe.train.device))
+    settings = finetune_settings(args)
+    if "seeds" in settings:
+        settings["finetune_seeds"] = settings.pop("seeds")
+    protocols = []
+    for mode in args.finetune:
+        protocol = build_finetune(mode=mode, **settings)
+        protocol.name = f"finetune {mode}"
+        protocols.append(protocol)
+    for tower, encoder in assembled.encoders.items():
+        name = f"{recipe.objective.name} (trained)"
+        found = run_table([Row(name=name, kind="ssl", encoder=encoder, select=assembled.selector(tower))],
+                          protocols, ctx, tower=tower)
+        cells = found.rows[0]["cells"]
+        for protocol in protocols:
+            shown = next(iter(cells[protocol.name]["columns"].values()))
+            print(f"{protocol.name} (tower '{tower}'): {format_column(shown)}")
+        table = ResultTable.from_json(combined[tower]) if tower in combined else found
+        if table is not found:
+            target = next((r for r in table.rows if r["kind"] == "ssl"), None)
+            if target is None:
+                table.rows.insert(0, found.rows[0])
+            else:
+                target["cells"].update(cells)
+            table.protocols += [p.name for p in protocols if p.name not in table.protocols]
+        combined[tower] = table.to_json()
     path.write_text(json.dumps(combined, indent=2), encoding="utf-8")

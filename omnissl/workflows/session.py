@@ -9,14 +9,12 @@ from typing import Any
 
 import torch
 
-from omnissl.train.assemble import Assembled, assemble, random_init_encoders
+from omnissl.train.assemble import Assembled, assemble
 from omnissl.core.instantiate import check_components
 from omnissl.core.config import Recipe, load_recipe, recipe_differences, variant_recipes
 from omnissl.data.tensors import training_loader
 from omnissl.core.errors import ConfigError
-from omnissl.eval.features import limit
-from omnissl.eval.protocol import evaluate
-from omnissl.eval.retrieval import RetrievalReport, retrieval_rows
+from omnissl.eval.engine import build_protocols
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import autocast_dtype, resolve_device
 from omnissl.train.estimate import CostEstimate, estimate_cost
@@ -50,6 +48,7 @@ def check(path: str | Path, overrides: list[str] | None = None, variant: str | N
     recipe = load_recipe(path, overrides, variant)
     assembled = assemble(recipe, synthetic=16)
     dry_run(assembled)
+    build_protocols(recipe.eval, assembled.bundle)  # helper C (issue 18): eval.protocols built and validated
     for name, changed in variant_recipes(path, overrides).items():
         if name == variant:
             continue
@@ -144,43 +143,10 @@ def load_trained(run_dir: Path, *, checkpoint: Path | None = None, root: str | P
     return assembled
 
 
-def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "auto") -> dict[str, Any]:
-    """The shared protocol on each tower: the backbone (trained or not) beside random-init and raw baselines."""
-    recipe = assembled.recipe
-    target = resolve_device(device)
-    dtype = autocast_dtype(recipe.train.precision, target)
-    baselines = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)
-    reports = {}
-    for tower, encoder in assembled.objective.towers.items():
-        label = f"{recipe.objective.name} ({'trained' if trained else 'untrained'})"
-        rows = {label: encoder}
-        if "random_init" in recipe.eval.baselines:
-            rows["random init"] = baselines[tower]
-        select = (lambda x, t=tower: x[t]) if recipe.is_paired else None
-        reports[tower] = evaluate(rows, assembled.bundle, recipe.eval, device=target, dataset_name=recipe.data.name,
-                                  select=select, include_raw=not recipe.is_paired, autocast_dtype=dtype)
-    if recipe.is_paired and assembled.bundle.test is not None:
-        reports["retrieval"] = paired_retrieval(assembled, trained=trained, device=target)
-    return reports
+def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str = "auto",
+                       run_root: Path | None = None) -> dict[str, Any]:
+    """The recipe's evaluation protocols on each tower beside its baselines (:mod:`omnissl.workflows.evaluation`,
+    which runs the one engine); ``run_root`` caches the baseline rows under ``<run_root>/.cache/baselines``."""
+    from omnissl.workflows.evaluation import evaluate_assembled as evaluate
 
-
-def paired_retrieval(assembled: Assembled, *, trained: bool, device: torch.device) -> RetrievalReport:
-    """Retrieval and zero-shot for the trained towers beside the same objective with random-init towers."""
-    from omnissl.core.instantiate import build_component
-    from omnissl.core.registry import OBJECTIVES
-
-    recipe, bundle = assembled.recipe, assembled.bundle
-    assert bundle.test is not None
-    train = limit(bundle.train, recipe.eval.max_train_samples, seed=3)
-    test = limit(bundle.test, recipe.eval.max_test_samples, seed=4)
-    objective = assembled.objective.to(device)
-    report = RetrievalReport(dataset=recipe.data.name, train_samples=len(train),  # type: ignore[arg-type]
-                             test_samples=len(test))  # type: ignore[arg-type]
-    report.rows += retrieval_rows(f"{recipe.objective.name} ({'trained' if trained else 'untrained'})", objective,
-                                  bundle, train=train, test=test, device=device)
-    if "random_init" in recipe.eval.baselines:
-        baseline = build_component(OBJECTIVES, recipe.objective, "objective",
-                                   {"encoders": random_init_encoders(recipe, bundle, seed=recipe.seed + 1)})
-        report.rows += retrieval_rows("random init", baseline.to(device), bundle, train=train, test=test,
-                                      device=device)
-    return report
+    return evaluate(assembled, trained=trained, device=device, run_root=run_root)

@@ -18,7 +18,7 @@ from omnissl_tabular.augment import FeatureMask, ScarfCorruption, bernoulli_mask
 from omnissl_tabular.data import TabularMarginals, read_table
 from omnissl_tabular.datasets import adult, read_adult, tabular_file
 from omnissl_tabular.encoders import build_ft_transformer, build_tabular_mlp
-from omnissl_tabular.evaluation import label_subset, probe_at_fractions
+from omnissl.eval.label_efficiency import label_subset, probe_at_fractions
 from omnissl_tabular.objectives import build_scarf, build_vime
 from omnissl_tabular.schema import TabularSchema
 
@@ -232,14 +232,15 @@ def test_encoders_shapes_tokens_and_reconstruction_target() -> None:
 
 def test_label_subset_is_stratified_and_probe_runs() -> None:
     labels = torch.tensor([0] * 900 + [1] * 100)
-    rows = label_subset(labels, 0.1, seed=0)
+    rows = label_subset(labels, 0.1, seed=0, min_per_class=2)
     assert len(rows) == 100 and int(labels[rows].sum()) == 10 and len(rows.unique()) == 100
-    assert not torch.equal(rows, label_subset(labels, 0.1, seed=1))
+    assert not torch.equal(rows, label_subset(labels, 0.1, seed=1, min_per_class=2))
+    assert len(label_subset(labels, 0.001, seed=0, min_per_class=2)) == 4  # the floor: 2 rows per class
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(1000, 4, generator=g) + labels[:, None].float() * 3
     table = probe_at_fractions((feats, labels), (feats, labels), fractions=[0.1, 1.0], seeds=2, max_iter=50,
                                weight_decays=[1e-4])
-    assert table["10%"]["mean"] > 0.95 and len(table["10%"]["per_seed"]) == 2
+    assert table["10% labels"]["mean"] > 0.95 and len(table["10% labels"]["per_seed"]) == 2
 
 
 @pytest.mark.parametrize("recipe", ["scarf", "vime", "simclr", "mae"])

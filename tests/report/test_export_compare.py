@@ -12,7 +12,8 @@ import torch
 
 from omnissl.core.instantiate import build_component
 from omnissl.cli.main import main
-from omnissl.workflows.compare import stratified_subset, verdict
+from omnissl.eval.label_efficiency import label_subset
+from omnissl.workflows.compare import verdict
 from omnissl.core.config import Component
 from omnissl.eval.features import extract_features
 from omnissl.eval.finetune import FinetuneConfig, encoder_blocks, finetune, trainable_parameters
@@ -99,22 +100,29 @@ def test_eval_finetune_mode_from_the_cli(tiny_run: Path) -> None:
     assert main(["eval", str(tiny_run), "--finetune", "last_blocks", "--finetune-epochs", "1",
                  "--finetune-min-steps", "3",
                  "--finetune-lr", "0.01", "eval.max_train_samples=100", "eval.max_test_samples=50"]) == 0
-    result = json.loads((tiny_run / "eval.json").read_text())["main"]["finetune"]["last_blocks"]
-    assert result["blocks"] == 1 and 0.0 <= result["mean"] <= 1.0 and len(result["per_seed"]) == 1
+    table = json.loads((tiny_run / "eval.json").read_text())["main"]
+    trained = next(r for r in table["rows"] if r["kind"] == "ssl")
+    result = trained["cells"]["finetune last_blocks"]
+    assert result["details"]["blocks"] == 1 and 0.0 <= result["score"]["mean"] <= 1.0
+    assert len(result["score"]["per_seed"]) == 1 and "finetune last_blocks" in table["protocols"]
+    assert "linear_probe" in trained["cells"], "the frozen-feature cells stay beside the fine-tuning one"
 
 
 def test_stratified_subset_keeps_every_class() -> None:
     labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 3)
-    index = stratified_subset(labels, 0.1, seed=0)
+    index = label_subset(labels, 0.1, seed=0)
     counts = torch.bincount(labels[index], minlength=3).tolist()
     assert counts == [5, 3, 1]
-    assert not torch.equal(index, stratified_subset(labels, 0.1, seed=1))
+    assert not torch.equal(index, label_subset(labels, 0.1, seed=1))
 
 
-def _row(name: str, kind: str, mean: float, std: float = 0.002) -> dict:
-    return {"name": name, "kind": kind, "probe": {"mean": mean, "std": std},
-            "label_efficiency": {"0.01": {"mean": mean - 0.2, "std": 0.0}, "1.0": {"mean": mean, "std": std}},
-            "finetune": {}}
+def _row(name: str, kind: str, mean: float, std: float = 0.002, knn: float | None = None) -> dict:
+    curve = {"1% labels": {"mean": mean - 0.2, "std": 0.0}, "100% labels": {"mean": mean, "std": std}}
+    cells = {"linear_probe": {"score": {"mean": mean, "std": std}},
+             "label_efficiency": {"score": curve["1% labels"], "columns": curve}}
+    if knn is not None:
+        cells["knn"] = {"score": {"mean": knn, "std": 0.0}}
+    return {"name": name, "kind": kind, "cells": cells}
 
 
 def test_verdict_follows_the_numbers() -> None:
@@ -125,6 +133,15 @@ def test_verdict_follows_the_numbers() -> None:
     rows = [_row("raw", "raw", 0.80, 0.01), _row("ssl", "ssl", 0.805, 0.01)]
     assert "does not beat the baseline 'raw'" in verdict(rows)
     assert "with 1% of the labels the best is 'ssl'" in verdict(rows)
+    assert "rank the rows differently" not in verdict(rows)
+
+
+def test_verdict_flags_knn_and_probe_disagreeing_and_counts_strong_baselines() -> None:
+    rows = [_row("raw", "raw", 0.70, knn=0.60), _row("ssl", "ssl", 0.80, knn=0.55),
+            _row("TF-IDF + LR", "baseline", 0.89)]
+    said = verdict(rows, protocols=["knn", "linear_probe", "label_efficiency"])
+    assert "does not beat the baseline 'TF-IDF + LR'" in said, said
+    assert "knn and linear_probe rank the rows differently (knn: 'raw' > 'ssl'; linear_probe: 'ssl' > 'raw')" in said
 
 
 def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: Path, tmp_path: Path,
@@ -139,11 +156,12 @@ def test_compare_cli_on_real_digits_identical_public_and_ssl_rows_tie(tiny_run: 
     result = json.loads((out / "compare.json").read_text())
     kinds = [r["kind"] for r in result["rows"]]
     assert kinds == ["raw", "random init", "ssl", "public"]
-    ssl, public = result["rows"][2], result["rows"][3]
-    assert ssl["knn"] == public["knn"] and ssl["probe"]["mean"] == pytest.approx(public["probe"]["mean"])
+    ssl, public = result["rows"][2]["cells"], result["rows"][3]["cells"]
+    assert ssl["knn"]["columns"] == public["knn"]["columns"]
+    assert ssl["linear_probe"]["score"]["mean"] == pytest.approx(public["linear_probe"]["score"]["mean"])
     assert "'mine' is within 0.0 points" in result["verdict"]
-    assert set(ssl["label_efficiency"]) == {"0.1", "1"} or set(ssl["label_efficiency"]) == {"0.1", "1.0"}
-    assert "last_blocks" in ssl["finetune"] and result["rows"][0]["finetune"] == {}
+    assert set(ssl["label_efficiency"]["columns"]) == {"10% labels", "100% labels"}
+    assert "finetune last_blocks" in ssl and "finetune last_blocks" not in result["rows"][0]["cells"]
     assert "**Verdict:**" in (out / "compare.md").read_text()
     assert (out / "figures" / "label_efficiency.png").is_file() and (out / "compare.html").is_file()
     # A run directory holding `compare/` (the default --out) shows the decision table in its report.

@@ -36,7 +36,8 @@ def test_train_writes_a_self_contained_report_every_image_loads_in_chromium(tiny
     assert "<script" not in text
     # The probe table from eval.json is in the page, with the baselines.
     for row in json.loads((tiny_run / "eval.json").read_text())["main"]["rows"]:
-        assert f"{100 * row['probe']['mean']:.2f} ± {100 * row['probe']['std']:.2f}" in text
+        probe = row["cells"]["linear_probe"]["score"]
+        assert f"{100 * probe['mean']:.2f} ± {100 * probe['std']:.2f}" in text
     loaded, total = browser_image_check(page)
     assert total == len(figures) and loaded == total
 

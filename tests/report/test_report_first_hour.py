@@ -17,7 +17,7 @@ import yaml
 
 from omnissl.cli.main import main
 from omnissl.workflows.compare import markdown_table
-from omnissl.eval.protocol import EvalReport, EvalRow
+from omnissl.eval.table import ResultTable
 from omnissl.eval.summary import mean_std, score
 from omnissl.report import embedding_map, extras, plots, write_report
 from omnissl.report.compare_page import write_compare_outputs
@@ -93,7 +93,7 @@ def test_a_two_step_run_has_no_empty_plot_and_shows_finetune_and_references(
     assert not any("knn_top1" in t for t in knn_legend), "the legend names the raw metrics key"
     assert "learning rate (right)" in figures["loss_lr.png"][0]["legend"]
     page = (two_step_run / "report.html").read_text(encoding="utf-8")
-    assert "fine-tuning (omnissl eval --finetune" in page and "last_blocks" in page
+    assert "fine-tune last_blocks" in page and "fine-tuning not run" not in page
     assert "(1 seed)" in page and "± 0.00" not in page
     assert "SimCLR on scikit-learn digits — no download" in page, "the recipe is shown with its characters"
     facts = browser_facts(two_step_run / "report.html")
@@ -139,23 +139,30 @@ def test_one_seed_is_written_as_one_seed_everywhere() -> None:
     assert mean_std(mean=0.9852, std=0.0013, seeds=3) == "98.52 ± 0.13"
     assert score(result={"mean": 0.5, "std": 0.0, "per_seed": [0.5]}) == "50.00 (1 seed)"
     assert score(result={"mean": 0.5, "std": 0.01}) == "50.00 ± 1.00", "unknown seed count: the plain form"
-    report = EvalReport(dataset="d", train_samples=1, test_samples=1, rows=[
-        EvalRow(name="x", feature_dim=2, knn={"k=20": 0.5}, probe={"mean": 0.7, "std": 0.0, "per_seed": [0.7]})])
+    probe = {"mean": 0.7, "std": 0.0, "per_seed": [0.7]}
+    report = ResultTable(dataset="d", tower="main", train_samples=1, test_samples=1, protocols=["knn", "linear_probe"],
+                         rows=[{"name": "x", "kind": "ssl", "dim": 2, "cells": {
+                             "knn": {"columns": {"k-NN k=20": {"mean": 0.5, "plain": True}}},
+                             "linear_probe": {"score": probe, "columns": {"linear probe": probe}}}}])
     assert "70.00 (1 seed)" in report.table() and "±" not in report.table().split("\n", 2)[2]
 
 
 def _compare_result() -> dict[str, Any]:
     def row(name: str, kind: str, mean: float) -> dict[str, Any]:
         probe = {"mean": mean, "std": 0.0034, "per_seed": [mean - 0.003, mean, mean + 0.003]}
-        return {"name": name, "kind": kind, "feature_dim": 128, "knn": {"k=20": mean - 0.01}, "probe": probe,
-                "label_efficiency": {f: {"mean": mean - 0.05, "std": 0.0123, "labels": 10, "seeds": 3}
-                                     for f in ("0.01", "0.1")} | {"1.0": {"mean": mean, "std": 0.0034, "labels": 100,
-                                                                           "seeds": 3}},
-                "finetune": {} if kind == "raw" else
-                {mode: {"mode": mode, "blocks": 1, "epochs": 1, "min_steps": 100, "mean": 0.96, "std": 0.0,
-                        "per_seed": [0.96]} for mode in ("last_blocks", "full")}}
+        curve = {f"{f}% labels": {"mean": mean - 0.05, "std": 0.0123, "labels": 10, "seeds": 3} for f in ("1", "10")}
+        curve["100% labels"] = {"mean": mean, "std": 0.0034, "labels": 100, "seeds": 3}
+        cells = {"knn": {"score": {"mean": mean - 0.01}, "columns": {"k-NN k=20": {"mean": mean - 0.01, "plain": True}}},
+                 "linear_probe": {"score": probe, "columns": {"linear probe": probe}},
+                 "label_efficiency": {"score": curve["1% labels"], "columns": curve}}
+        if kind != "raw":
+            for mode in ("last_blocks", "full"):
+                tuned = {"mean": 0.96, "std": 0.0, "per_seed": [0.96], "seeds": 1}
+                cells[f"finetune {mode}"] = {"score": tuned, "columns": {f"fine-tune {mode}": tuned}}
+        return {"name": name, "kind": kind, "dim": 128, "cells": cells}
 
-    return {"dataset": "digits", "train_samples": 100, "test_samples": 50, "probe_seeds": 3,
+    return {"dataset": "digits", "tower": "main", "train_samples": 100, "test_samples": 50, "probe_seeds": 3,
+            "protocols": ["knn", "linear_probe", "label_efficiency", "finetune last_blocks", "finetune full"],
             "fractions": [0.01, 0.1, 1.0], "finetune": {"modes": ["last_blocks", "full"], "mode": "last_blocks", "blocks": 1, "epochs": 1.0, "min_steps": 100,
                          "batch_size": 64, "lr": 0.003, "encoder_lr_scale": 0.1, "weight_decay": 0.0001, "seeds": 1},
             "rows": [row("raw input", "raw", 0.9652), row("random init (resnet10)", "random init", 0.9615),

@@ -19,8 +19,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset
 
-from omnissl.eval.features import extract_features
+from omnissl.core.registry import EVALUATIONS
 from omnissl.core.types import DataBundle, Encoder
+from omnissl.eval.features import extract_features
+from omnissl.eval.metrics import classification_metrics
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
@@ -53,6 +56,7 @@ def svm_cross_validation(features: Tensor, labels: Tensor, *, folds: int = 10, i
     if len(np.unique(y)) < 2:
         raise ValueError("SVM evaluation needs at least two classes")
     scores, chosen = [], []
+    predicted = np.zeros_like(y)
     outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in outer.split(x, y):
         steps = [StandardScaler()] if standardize else []
@@ -62,7 +66,9 @@ def svm_cross_validation(features: Tensor, labels: Tensor, *, folds: int = 10, i
         search.fit(x[train], y[train])
         scores.append(float(search.score(x[test], y[test])))
         chosen.append(float(search.best_params_["svc__C"]))
-    return {"mean": statistics.fmean(scores), "std": float(np.std(scores)), "per_fold": scores, "chosen_C": chosen}
+        predicted[test] = search.predict(x[test])
+    return {"mean": statistics.fmean(scores), "std": float(np.std(scores)), "per_fold": scores, "chosen_C": chosen,
+            "metrics": classification_metrics(torch.from_numpy(predicted), torch.from_numpy(y))}
 
 
 @torch.no_grad()
@@ -97,4 +103,65 @@ def logistic_regression_public_split(features: Tensor, graph: Any, *, c_grid: Se
         if best is None or val_acc > best[0]:
             best = (val_acc, c, model)
     assert best is not None
-    return {"test": float(best[2].score(x[test], y[test])), "val": best[0], "chosen_C": best[1]}
+    return {"test": float(best[2].score(x[test], y[test])), "val": best[0], "chosen_C": best[1],
+            "metrics": classification_metrics(torch.from_numpy(best[2].predict(x[test])), torch.from_numpy(y[test]))}
+
+
+class GraphSvm10Fold(Protocol):
+    """The TU protocol as a table column: every graph of the table's train and test subsets (train first),
+    stratified ``folds``-fold CV, C by inner CV on each training part. The CV folds are the published protocol's
+    own held-out data, so the engine's test split is pooled into the CV rather than scored separately."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__("graph_svm_10fold", settings)
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        return None if row.objective is None else "n/a: paired rows"
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        (train_f, train_y), (test_f, test_y) = ctx.features(row, "train"), ctx.features(row, "test")
+        seed = ctx.seed if self.settings["cv_seed"] is None else self.settings["cv_seed"]
+        found = svm_cross_validation(torch.cat([train_f, test_f]), torch.cat([train_y, test_y]), seed=seed,
+                                     folds=self.settings["folds"], inner_folds=self.settings["inner_folds"])
+        score = {"mean": found["mean"], "std": found["std"], "seeds": None, "per_fold": found["per_fold"]}
+        return cell(f"SVM {self.settings['folds']}-fold", score, metrics=found["metrics"],
+                    details={"dim": int(train_f.shape[1]), "chosen_C": found["chosen_C"]})
+
+
+@EVALUATIONS.register("graph_svm_10fold", modality="graph",
+                      description="SVM, 10-fold CV over all graphs, C by inner CV (InfoGraph/GraphCL/GraphMAE)")
+def build_graph_svm_10fold(*, folds: int = 10, inner_folds: int = 5, cv_seed: int | None = None) -> Protocol:
+    """``folds`` outer / ``inner_folds`` inner stratified folds; ``cv_seed`` default: the recipe's seed."""
+    if folds < 2 or inner_folds < 2:
+        raise ValueError(f"folds and inner_folds must be ≥ 2, got {folds}, {inner_folds}")
+    return GraphSvm10Fold(folds=folds, inner_folds=inner_folds, cv_seed=cv_seed)
+
+
+class PlanetoidSplit(Protocol):
+    """The Planetoid public split as a table column: node embeddings of the whole graph (raw row: the bag of
+    words), logistic regression fit on ``train_mask``, C chosen on ``val_mask``, accuracy on ``test_mask``."""
+
+    def __init__(self) -> None:
+        super().__init__("planetoid_split", {})
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        graph = getattr(ctx.bundle.train, "graph", None)
+        if graph is None or not all(hasattr(graph, m) for m in ("train_mask", "val_mask", "test_mask")):
+            return "the dataset is not a node-level graph with the public masks"
+        if row.encoder is not None and not hasattr(row.encoder, "node_embeddings"):
+            return f"{type(row.encoder).__name__} gives no node embeddings"
+        return None if row.objective is None else "n/a: paired rows"
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        graph = ctx.bundle.train.graph  # type: ignore[attr-defined]
+        features = graph.x.float() if row.encoder is None else \
+            all_node_embeddings(row.encoder.to(ctx.device), graph, device=ctx.device)
+        found = logistic_regression_public_split(features, graph)
+        return cell("public split", {"mean": found["test"], "std": 0.0, "seeds": 1}, metrics=found["metrics"],
+                    details={"dim": int(features.shape[1]), "val": found["val"], "chosen_C": found["chosen_C"]})
+
+
+@EVALUATIONS.register("planetoid_split", modality="graph",
+                      description="logistic regression on the Planetoid public split (140/500/1000; DGI, GRACE)")
+def build_planetoid_split() -> Protocol:
+    return PlanetoidSplit()

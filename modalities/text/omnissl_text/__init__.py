@@ -5,4 +5,19 @@ Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party 
 (MLM, causal LM, SimCSE) live in the core: they work on any discrete token sequence / pooled encoder.
 """
 
-from omnissl_text import augment, captions, collate, data, encoders, tokenization  # noqa: F401  (registers components)
+from omnissl_text import augment, baselines, captions, collate, data, encoders, tokenization  # noqa: F401  (registers components)
+
+# The core's token objectives (MLM, causal LM) read this plugin's batches through a hook: they never name its keys.
+from omnissl.objectives.mlm import register_token_format  # noqa: E402
+
+
+def _split_token_dict(x: dict):  # -> (ids, attention, rebuild), see omnissl.objectives.mlm.token_batch
+    import torch
+
+    ids = x["input_ids"].long()
+    attention = x.get("attention_mask")
+    attention = torch.ones_like(ids) if attention is None else attention.long()
+    return ids, attention, lambda new_ids, mask: {"input_ids": new_ids, "attention_mask": mask}
+
+
+register_token_format(lambda x: isinstance(x, dict) and "input_ids" in x, _split_token_dict)

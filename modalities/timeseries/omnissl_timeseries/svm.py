@@ -9,11 +9,15 @@ used (hard margin), which the result records.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from torch import Tensor
+
+from omnissl.core.registry import EVALUATIONS
+from omnissl.eval.metrics import classification_metrics
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
 
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, math.inf)
 
@@ -24,6 +28,7 @@ class SVMResult:
     C: float
     cv_accuracy: float | None
     folds: int
+    metrics: dict[str, float] = field(default_factory=dict)  # top1 / macro-F1 / balanced accuracy on test
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,9 +54,40 @@ def svm_accuracy(train_features: Tensor | np.ndarray, train_labels: Tensor | np.
     folds = int(min(max_folds, counts.min()))
     if folds < 2:
         model = SVC(C=math.inf, gamma="scale").fit(x_train, y_train)
-        return SVMResult(accuracy=float(model.score(x_test, y_test)), C=math.inf, cv_accuracy=None, folds=0)
+        return SVMResult(accuracy=float(model.score(x_test, y_test)), C=math.inf, cv_accuracy=None, folds=0,
+                         metrics=classification_metrics(model.predict(x_test), y_test))
     search = GridSearchCV(SVC(gamma="scale"), {"C": list(grid)},
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=1)
     search.fit(x_train, y_train)
     return SVMResult(accuracy=float(search.score(x_test, y_test)), C=float(search.best_params_["C"]),
-                     cv_accuracy=float(search.best_score_), folds=folds)
+                     cv_accuracy=float(search.best_score_), folds=folds,
+                     metrics=classification_metrics(search.predict(x_test), y_test))
+
+
+class RbfSvmProtocol(Protocol):
+    """:func:`svm_accuracy` as a table column; the raw row is the raw series under the same SVM (the field's
+    strong baseline beside DTW 1-NN)."""
+
+    def __init__(self, *, cv_seed: int | None, max_folds: int) -> None:
+        super().__init__("ts_rbf_svm", {"cv_seed": cv_seed, "max_folds": max_folds})
+        self.cv_seed, self.max_folds = cv_seed, max_folds
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        return None if row.objective is None else "n/a: paired rows"
+
+    def measure(self, ctx: EvalContext, row: Row) -> Cell:
+        (train_f, train_y), (test_f, test_y) = ctx.features(row, "train"), ctx.features(row, "test")
+        seed = ctx.seed if self.cv_seed is None else self.cv_seed
+        found = svm_accuracy(train_f, train_y, test_f, test_y, max_folds=self.max_folds, seed=seed)
+        return cell("RBF-SVM", {"mean": found.accuracy, "std": 0.0, "seeds": 1}, metrics=found.metrics,
+                    details={"dim": int(train_f.shape[1]), "C": found.C, "cv_accuracy": found.cv_accuracy,
+                             "folds": found.folds})
+
+
+@EVALUATIONS.register("ts_rbf_svm", modality="timeseries",
+                      description="RBF-SVM on frozen series vectors, C by stratified CV on train (TS2Vec, T-Loss)")
+def build_ts_rbf_svm(*, cv_seed: int | None = None, max_folds: int = 5) -> Protocol:
+    """``cv_seed``: the CV shuffle (default: the recipe's seed); ``max_folds``: at most this many CV folds."""
+    if max_folds < 2:
+        raise ValueError(f"max_folds must be ≥ 2, got {max_folds}")
+    return RbfSvmProtocol(cv_seed=cv_seed, max_folds=max_folds)
