@@ -154,14 +154,27 @@ def to_device(value: Any, device: torch.device | str, non_blocking: bool = True)
     return value
 
 
+# Modality input types the core cannot know (a PyG graph batch, ...): (matches, batch size), filled by plugins.
+_BATCH_SIZES: list[tuple[Callable[[Any], bool], Callable[[Any], int]]] = []
+
+
+def register_batch_size(matches: type | Callable[[Any], bool], size: Callable[[Any], int]) -> None:
+    """Teach :func:`batch_size_of` a plugin's input type: ``matches`` is a class or a predicate, ``size(x)`` the
+    number of samples (the graph plugin registers PyG batches → ``num_graphs``). Called at plugin import."""
+    predicate = (lambda x: isinstance(x, matches)) if isinstance(matches, type) else matches
+    _BATCH_SIZES.append((predicate, size))
+
+
 def batch_size_of(x: Any) -> int:
-    """Number of samples in a modality input (tensor, dict of tensors, or an object with ``num_graphs``)."""
+    """Number of samples in a modality input: a tensor ``(B, ...)``, a dict of them (its first value), a type a
+    plugin registered with :func:`register_batch_size`, or a list/tuple of samples."""
     if isinstance(x, Tensor):
         return int(x.shape[0])
     if isinstance(x, dict):
         return batch_size_of(next(iter(x.values())))
-    if hasattr(x, "num_graphs"):
-        return int(x.num_graphs)
+    for matches, size in _BATCH_SIZES:
+        if matches(x):
+            return int(size(x))
     if isinstance(x, (list, tuple)):
         return len(x)
     raise TypeError(f"cannot tell the batch size of {type(x).__name__}")

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from omnissl.core.errors import IncompatibleError
 from omnissl.objectives._global_stats import global_log, token_cross_entropy, token_mean
 from omnissl.objectives.base import Objective
-from omnissl.objectives.mlm import IGNORE, require_token_outputs, token_inputs
+from omnissl.objectives.mlm import IGNORE, require_token_outputs, token_batch
 from omnissl.core.registry import OBJECTIVES
 from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 
@@ -45,10 +45,10 @@ class CausalLM(Objective):
 
     def forward(self, views: ViewSet) -> ObjectiveOutput:
         x = views.original if views.original is not None else views.global_views[0]
-        ids, attention = token_inputs(x)
+        ids, attention, rebuild = token_batch(x)
         if ids.shape[1] < 2:
             raise ValueError("causal_lm needs sequences of at least 2 tokens")
-        output = self.encoder({"input_ids": ids, "attention_mask": attention})
+        output = self.encoder(rebuild(ids, attention))
         if output.tokens is None:
             raise IncompatibleError("causal_lm: the encoder returned no token outputs")
         targets = shift_targets(ids, attention)

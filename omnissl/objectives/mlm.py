@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -25,15 +25,33 @@ from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
 IGNORE = -100  # the label of every position that is not predicted (PyTorch's cross-entropy ignore_index)
 
 
+# How a modality packs token batches, (matches, split): split(x) → (ids, attention, rebuild) where
+# rebuild(ids, attention) is the encoder input for new ids. The text plugin registers its {"input_ids", ...} dicts.
+TokenSplit = Callable[[Any], "tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Any]]"]
+_TOKEN_FORMATS: list[tuple[Callable[[Any], bool], TokenSplit]] = []
+
+
+def register_token_format(matches: Callable[[Any], bool], split: TokenSplit) -> None:
+    """Teach the token objectives (MLM, causal LM) a plugin's token batch format. Called at plugin import."""
+    _TOKEN_FORMATS.append((matches, split))
+
+
+def token_batch(x: Any) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Any]]:
+    """A token batch → ``(ids (B, L) int64, attention (B, L) int64 with 1 = real token, rebuild)``; a bare id
+    tensor is its own format (``rebuild`` returns the ids)."""
+    if isinstance(x, Tensor):
+        return x.long(), torch.ones_like(x, dtype=torch.long), lambda ids, _attention: ids
+    for matches, split in _TOKEN_FORMATS:
+        if matches(x):
+            return split(x)
+    raise TypeError(f"token objectives need a (B, L) id tensor or a token batch format a plugin registered "
+                    f"(e.g. the text plugin's dicts), got {type(x).__name__}")
+
+
 def token_inputs(x: Any) -> tuple[Tensor, Tensor]:
     """A token batch → ``(ids (B, L) int64, attention (B, L) int64 with 1 = real token)``."""
-    if isinstance(x, Tensor):
-        return x.long(), torch.ones_like(x, dtype=torch.long)
-    if isinstance(x, dict) and "input_ids" in x:
-        ids = x["input_ids"].long()
-        attention = x.get("attention_mask")
-        return ids, torch.ones_like(ids) if attention is None else attention.long()
-    raise TypeError(f"token objectives need a (B, L) id tensor or a dict with 'input_ids', got {type(x).__name__}")
+    ids, attention, _ = token_batch(x)
+    return ids, attention
 
 
 def eligible_positions(ids: Tensor, attention: Tensor, special_token_ids: Sequence[int]) -> Tensor:
@@ -135,12 +153,12 @@ class MaskedLM(Objective):
 
     def forward(self, views: ViewSet) -> ObjectiveOutput:
         x = views.original if views.original is not None else views.global_views[0]
-        ids, attention = token_inputs(x)
+        ids, attention, rebuild = token_batch(x)
         corrupted, labels = mask_tokens(ids, attention, special_token_ids=self.special_token_ids,
                                         mask_token_id=self.mask_token_id, vocab_size=self.vocab_size,
                                         mask_prob=self.mask_prob, mask_replace_prob=self.mask_replace_prob,
                                         random_replace_prob=self.random_replace_prob, span_length=self.span_length)
-        output = self.encoder({"input_ids": corrupted, "attention_mask": attention})
+        output = self.encoder(rebuild(corrupted, attention))
         if output.tokens is None:
             raise IncompatibleError("mlm: the encoder returned no token outputs")
         chosen = labels != IGNORE

@@ -42,13 +42,24 @@ def run_views(fn: Callable[[Any], Tensor], views: Sequence[Any]) -> list[Tensor]
     return outputs
 
 
+# Inputs whose tensors torch's pytree cannot see (a PyG batch is one opaque leaf): (matches, its tensor), filled
+# by plugins at import through register_first_tensor.
+_FIRST_TENSORS: list[tuple[Callable[[Any], bool], Callable[[Any], Tensor]]] = []
+
+
+def register_first_tensor(matches: Callable[[Any], bool], tensor: Callable[[Any], Tensor]) -> None:
+    """Teach :func:`first_tensor` an opaque plugin input (the graph plugin: a PyG batch → its node features)."""
+    _FIRST_TENSORS.append((matches, tensor))
+
+
 def first_tensor(x: Any) -> Tensor:
-    """The first tensor inside a modality input (for its device), e.g. ``input_ids`` of a token dict."""
+    """The first tensor inside a modality input (for its device), e.g. the ids of a token dict."""
     if isinstance(x, Tensor):
         return x
     leaves = [leaf for leaf in tree_flatten(x)[0] if isinstance(leaf, Tensor)]
-    if not leaves and hasattr(x, "x"):
-        return x.x
+    for matches, tensor in _FIRST_TENSORS if not leaves else ():
+        if matches(x):
+            return tensor(x)
     if not leaves:
         raise TypeError(f"no tensor inside a {type(x).__name__} input")
     return leaves[0]
