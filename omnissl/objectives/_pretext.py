@@ -42,7 +42,7 @@ def grid_tiles(x: Tensor, *, grid: int, gap: int, jitter: Tensor) -> tuple[Tenso
     """The ``grid × grid`` tiles of each image, each ``cell − gap`` pixels square, shifted inside its cell by
     ``jitter (B, grid·grid, 2)`` ∈ [0, gap] (Doersch et al., 2015 §3: gaps and jitter stop the network from
     matching edges). Returns ``(B, grid·grid, C, t, t)`` in row-major cell order, and ``t``."""
-    batch, channels, height, width = x.shape
+    batch, _, height, width = x.shape
     cell = min(height, width) // grid
     tile = cell - gap
     if tile < 1:

@@ -45,7 +45,7 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
 def ab_classes(ab: Tensor, *, bin_size: float) -> Tensor:
     """``ab (…, 2)`` → the index of the nearest bin centre on the ``bin_size`` grid over [−110, 110)², row-major
     over (a, b)."""
-    per_axis = int(round(220 / bin_size))
+    per_axis = round(220 / bin_size)
     index = ((ab + 110) / bin_size).floor().long().clamp(0, per_axis - 1)
     return index[..., 0] * per_axis + index[..., 1]
 
@@ -54,7 +54,7 @@ class Colorization(Objective):
     def __init__(self, encoder: Encoder, *, ab_bin: float, grid: int) -> None:
         super().__init__(encoder)
         self.ab_bin, self.grid = ab_bin, grid
-        self.classes = int(round(220 / ab_bin)) ** 2
+        self.classes = round(220 / ab_bin) ** 2
         self.head = nn.Linear(encoder.embed_dim, grid * grid * self.classes)
 
     def split(self, x: Tensor) -> tuple[Tensor, Tensor]:

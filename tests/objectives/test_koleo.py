@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from omnissl.objectives.koleo import build_koleo, koleo_loss
 from omnissl.core.types import ViewSet
+from omnissl.objectives.koleo import build_koleo, koleo_loss
 
 
 def test_koleo_by_hand() -> None:
