@@ -31,7 +31,8 @@ Under DDP each term already follows the global-batch rule and a weighted sum kee
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn

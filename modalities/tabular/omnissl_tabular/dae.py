@@ -13,7 +13,8 @@ the global mean under DDP). All draws from torch's RNG with the batch as dim 0.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
