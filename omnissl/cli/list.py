@@ -22,10 +22,25 @@ def _check_modality(name: str, catalog: Any) -> None:
         raise OmnisslError(f"--modality: unknown modality '{name}'{hint}; known: {', '.join(sorted(known))}")
 
 
+def _list_recipes(args: argparse.Namespace) -> int:
+    """The shipped recipes: name, modality, method and the headline result its header states."""
+    from omnissl.core.recipes import shipped_recipes, summarise
+
+    rows = [summarise(name, path) for name, path in shipped_recipes().items()
+            if fnmatch.fnmatch(name, args.pattern) or fnmatch.fnmatch(name.rsplit("/", 1)[-1], args.pattern)]
+    rows = [r for r in rows if not args.modality or r.modality == args.modality]
+    print(f"recipes ({len(rows)}): omnissl train NAME | omnissl cp NAME DEST")
+    for r in rows:
+        print(f"  {r.name:<34} {r.modality:<11} {r.method:<15} {r.headline or '-'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from omnissl.core.manifests import REGENERATE
     from omnissl.workflows.listing import catalog, describe_params
 
+    if args.kind == "recipes":
+        return _list_recipes(args)
     found = catalog()
     if found.imported:  # still correct (read live), only slower: say how to make it fast again
         print(f"omnissl: note: no current manifest for {', '.join(found.imported)} (imported instead); "
@@ -49,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("list", help="list registered components")
-    p.add_argument("kind", nargs="?", choices=list(REGISTRIES))
+    p = sub.add_parser("list", help="list registered components (or the shipped recipes: list recipes)")
+    p.add_argument("kind", nargs="?", choices=[*REGISTRIES, "recipes"])
     p.add_argument("--modality", help="only this modality (and modality-agnostic components)")
     p.add_argument("--pattern", default="*", help="shell-style name pattern, e.g. 'resnet*'")
     p.add_argument("--params", metavar="NAME", help="show component NAME's parameters: types, defaults and which "

@@ -29,6 +29,7 @@ VERBS = (
     "embed",
     "export",
     "shard",
+    "cp",
 )
 
 

@@ -33,17 +33,20 @@ def _resume_source(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnissl.train.assemble import assemble
     from omnissl.core.config import load_recipe
-    from omnissl.workflows.session import check_resume_matches, default_run_dir, evaluate_assembled
-    from omnissl.train.runner import Trainer
+    from omnissl.core.recipes import resolve_recipe
 
     resume = args.resume or args.checkpoint is not None  # a named checkpoint continues that run
     if resume and args.run_dir is None:
         flag = "--resume" if args.resume else "--checkpoint"
         raise OmnisslError(f"{flag} needs --run-dir (the directory of the run to continue)")
     extra = ["train.stop_on_collapse=true"] if args.stop_on_collapse else []
-    recipe = load_recipe(args.recipe, [*args.overrides, *extra], args.variant)
+    # Schema errors (train.stpes) before torch or any plugin is imported: the recipe needs pydantic only.
+    recipe = load_recipe(resolve_recipe(args.recipe), [*args.overrides, *extra], args.variant)
+    from omnissl.train.assemble import assemble
+    from omnissl.workflows.session import check_resume_matches, default_run_dir, evaluate_assembled
+    from omnissl.train.runner import Trainer
+
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(recipe)
     if resume:
         check_resume_matches(recipe, run_dir)
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="pretrain a recipe, then evaluate it")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="a recipe file, or a shipped recipe's name (image/simclr, simclr_digits)")
     add_recipe_overrides(p)
     add_data_root_options(p)
     p.add_argument("--run-dir", help="where to write checkpoints and metrics (default: runs/NAME-TIME)")
