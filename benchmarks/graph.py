@@ -25,18 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omnissl_graph.data import NodeDataset, graph_raw_features
-from omnissl_graph.evaluation import (
-    all_graphs,
-    all_node_embeddings,
-    graph_embeddings,
-    logistic_regression_public_split,
-    svm_cross_validation,
-)
+from omnissl_graph.data import NodeDataset
+from omnissl_graph.evaluation import all_graphs, build_graph_svm_10fold, build_planetoid_split
 
 from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import load_recipe
 from omnissl.train.runner import Trainer, read_metrics
+from omnissl.workflows.evaluation import evaluate_encoders
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,14 +47,15 @@ PUBLISHED = {  # accuracy %, from the issue (InfoGraph/GraphCL/GraphMAE papers; 
 }
 
 
-def score(encoder: torch.nn.Module, bundle: Any, dataset: str, seed: int) -> dict[str, float]:
-    """The published protocol for one encoder: TU → mean and std over the 10 folds; Cora → public-split test."""
-    if dataset == "Cora":
-        graph = bundle.train.graph
-        return {"mean": logistic_regression_public_split(all_node_embeddings(encoder, graph), graph)["test"], "std": 0.0}
-    features, labels = graph_embeddings(encoder, bundle)
-    result = svm_cross_validation(features, labels, seed=seed)
-    return {"mean": result["mean"], "std": result["std"]}
+def score(encoder: torch.nn.Module | None, bundle: Any, dataset: str, seed: int, recipe: Any) -> dict[str, Any]:
+    """The published protocol for one encoder (``None``: the raw features) through the engine — the registered
+    ``planetoid_split`` (Cora) or ``graph_svm_10fold`` (TU) protocol ``omnissl eval`` runs for these recipes."""
+    protocol = build_planetoid_split() if dataset == "Cora" else build_graph_svm_10fold()
+    encoders = {} if encoder is None else {"encoder": encoder}
+    table = evaluate_encoders(encoders, bundle, recipe.eval, device=torch.device("cpu"), dataset_name=dataset,
+                              include_raw=encoder is None, seed=seed, protocols=[protocol])
+    found = table.rows[0]["cells"][protocol.name]
+    return {"mean": found["score"]["mean"], "std": found["score"]["std"], "metrics": found["metrics"]}
 
 
 def pretrain(dataset: str, method: str, seed: int, minutes: float, data_root: str | None) -> dict[str, Any]:
@@ -86,22 +82,19 @@ def pretrain(dataset: str, method: str, seed: int, minutes: float, data_root: st
         result = Trainer(assembled, Path(run_dir) / "run").fit()
         cpu_s, wall_s = time.process_time() - cpu0, time.time() - wall0
         losses = [r["loss"] for r in read_metrics(Path(run_dir) / "run") if "loss" in r]
-    encoder = assembled.objective.towers["main"]
-    random_init = random_init_encoders(recipe, bundle, seed=seed + 1)["main"]
+    encoder = next(iter(assembled.encoders.values()))
+    random_init = next(iter(random_init_encoders(recipe, bundle, seed=seed + 1).values()))
     return {"seed": seed, "steps_done": result.steps_done, "steps_planned": steps, "batch_size": batch,
             "stopped_because": result.stopped_because, "cpu_seconds": cpu_s, "wall_seconds": wall_s,
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-            "accuracy": score(encoder, bundle, dataset, seed),
-            "random_init_accuracy": score(random_init, bundle, dataset, seed),
-            "recipe": f"recipes/graph/{recipe_file}", "overrides": overrides, "_bundle": bundle}
+            "accuracy": score(encoder, bundle, dataset, seed, recipe),
+            "random_init_accuracy": score(random_init, bundle, dataset, seed, recipe),
+            "recipe": f"recipes/graph/{recipe_file}", "overrides": overrides, "_bundle": bundle, "_recipe": recipe}
 
 
-def raw_baseline(dataset: str, bundle: Any, seed: int) -> float:
-    if dataset == "Cora":
-        graph = bundle.train.graph
-        return logistic_regression_public_split(graph.x, graph)["test"]
-    batch = bundle.collate([g for g in all_graphs(bundle)])
-    return svm_cross_validation(graph_raw_features(batch["x"]), batch["y"], seed=seed)["mean"]
+def raw_baseline(dataset: str, bundle: Any, seed: int, recipe: Any) -> float:
+    """Cora: the bag of words on the public split; TU: the per-graph label sums/means under the same SVM."""
+    return score(None, bundle, dataset, seed, recipe)["mean"]
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -110,10 +103,10 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 def run(dataset: str, method: str, seeds: int, minutes: float, data_root: str | None) -> dict[str, Any]:
     runs = [pretrain(dataset, method, seed, minutes, data_root) for seed in range(seeds)]
-    bundle = runs[0].pop("_bundle")
+    bundle, recipe = runs[0].pop("_bundle"), runs[0].pop("_recipe")
     for r in runs[1:]:
-        r.pop("_bundle")
-    raw = raw_baseline(dataset, bundle, 0)
+        r.pop("_bundle"), r.pop("_recipe")
+    raw = raw_baseline(dataset, bundle, 0, recipe)
     out = {"dataset": dataset, "method": method, "threads": torch.get_num_threads(), "minutes_cap": minutes,
            "protocol": "logreg public split" if dataset == "Cora" else "SVM 10-fold CV (C by inner 5-fold)",
            "accuracy": mean_std([r["accuracy"]["mean"] for r in runs]),

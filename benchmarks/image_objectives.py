@@ -33,7 +33,7 @@ from torch.utils.data import Subset
 from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import Recipe, dump_recipe, load_recipe
 from omnissl.data.tensors import training_loader
-from omnissl.eval.protocol import EvalRow, evaluate
+from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 from omnissl.train.runner import Trainer, place_for_training, read_metrics
 from omnissl.core.types import DataBundle
 
@@ -79,8 +79,18 @@ def eval_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def row_json(row: EvalRow) -> dict[str, Any]:
-    return {"knn": row.knn, "probe_mean": row.probe["mean"], "probe_std": row.probe["std"], "dim": row.feature_dim}
+def row_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An engine row (:func:`omnissl.workflows.evaluation.legacy_rows`) in this benchmark's result shape."""
+    return {"knn": row["knn"], "probe_mean": row["probe"]["mean"], "probe_std": row["probe"]["std"], "dim": row["dim"]}
+
+
+def evaluate(encoders: dict[str, Any], bundle: Any, config: Any, *, device: torch.device, dataset_name: str,
+             include_raw: bool = True) -> Any:
+    """The engine (omnissl.workflows.evaluation), the same protocol as ``omnissl eval``."""
+    kinds = {name: "random init" if "random init" in name else "ssl" for name in encoders}
+    return evaluate_encoders(encoders, bundle, config, device=device, dataset_name=dataset_name,
+                             include_raw=include_raw, kinds=kinds)
+
 
 
 def validation_bundle(bundle: DataBundle) -> DataBundle:
@@ -120,16 +130,16 @@ def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any])
         random_enc = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)["main"]
         base_report = evaluate({"random init": random_enc}, eval_bundle, recipe.eval, device=device,
                                dataset_name="cifar10", include_raw="raw" not in baselines)
-        for row in base_report.rows:
-            name = "raw" if row.name == "raw input" else key
-            baselines[name] = {**row_json(row), "encoder": recipe.encoder.model_dump() if row.name != "raw input"
+        for row in legacy_rows(base_report):
+            name = "raw" if row["name"] == "raw input" else key
+            baselines[name] = {**row_json(row), "encoder": recipe.encoder.model_dump() if row["name"] != "raw input"
                                else "flattened pixels", "test_samples": base_report.test_samples}
     return {"method": method, "variant": args.variant, "load_average_at_start": load_at_start, "encoder": recipe.encoder.model_dump() if recipe.encoder else None,
             "budget_minutes": args.minutes, "calibrated_step_s": step_s, "planned_steps": steps,
             "steps_done": result.steps_done, "train_seconds": result.seconds, "train_cpu_seconds": result.cpu_seconds,
             "images_per_s": result.samples_per_second, "stopped_because": result.stopped_because,
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-            "collapse": collapse, **row_json(report.rows[0]), "baseline_key": key,
+            "collapse": collapse, **row_json(legacy_rows(report)[0]), "baseline_key": key,
             "train_samples": report.train_samples, "test_samples": report.test_samples,
             "recipe": dump_recipe(recipe)}
 

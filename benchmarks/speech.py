@@ -22,13 +22,21 @@ import torch
 
 from omnissl.train.assemble import assemble, build_data, random_init_encoders
 from omnissl.core.config import load_recipe
-from omnissl.eval.protocol import evaluate
+from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 from omnissl.train.runner import Trainer, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("wav2vec2", "masked_spectrogram", "cpc")
 LABELS = ("digit", "speaker")
+
+
+def evaluate(encoders: dict[str, Any], bundle: Any, config: Any, *, device: torch.device, dataset_name: str,
+             include_raw: bool = True) -> Any:
+    """The engine (omnissl.workflows.evaluation), the same protocol as ``omnissl eval``."""
+    kinds = {name: "random init" if "random init" in name else "ssl" for name in encoders}
+    return evaluate_encoders(encoders, bundle, config, device=device, dataset_name=dataset_name,
+                             include_raw=include_raw, kinds=kinds)
 
 
 def run_method(method: str, *, minutes: float, steps: int | None, data_root: str | None) -> dict[str, Any]:
@@ -50,7 +58,7 @@ def run_method(method: str, *, minutes: float, steps: int | None, data_root: str
         bundle = build_data(labelled, root=data_root)
         report = evaluate({f"{method} (pretrained)": encoder, f"{method} (random init)": random_init}, bundle,
                           recipe.eval, device=torch.device("cpu"), dataset_name=f"fsdd-{label}")
-        reports[label] = report.to_json()
+        reports[label] = {**report.to_json(), "rows": legacy_rows(report)}
         print(f"\n{method} — {label}\n{report.table()}", flush=True)
     return {"method": method, "recipe": f"recipes/speech/{method}.yaml", "overrides": overrides,
             "steps_done": result.steps_done, "stopped_because": result.stopped_because,

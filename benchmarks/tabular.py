@@ -24,10 +24,11 @@ import torch
 
 from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import load_recipe
-from omnissl.eval.features import extract_features, raw_features
-from omnissl.eval.knn import knn_accuracy
+from omnissl.eval.knn import build_knn
+from omnissl.eval.label_efficiency import build_label_efficiency
 from omnissl.train.runner import train
-from omnissl_tabular.evaluation import gbdt_at_fractions, probe_at_fractions
+from omnissl.workflows.evaluation import evaluate_encoders
+from omnissl_tabular.evaluation import build_tabular_gbdt_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -42,17 +43,30 @@ CAVEATS = ("Caveats: Adult has no official validation split, and two settings we
            "machine shared with other jobs, far below the papers' (SCARF/VIME: hundreds of epochs).")
 
 
-def measure(train_f: tuple[torch.Tensor, torch.Tensor], test_f: tuple[torch.Tensor, torch.Tensor],
-            seeds: int) -> dict[str, Any]:
-    knn = knn_accuracy(*train_f, *test_f, k=20, temperature=0.07, num_classes=2)
-    return {"knn20": knn, "probe": probe_at_fractions(train_f, test_f, fractions=FRACTIONS, seeds=seeds,
-                                                      num_classes=2, **PROBE), "dim": int(train_f[0].shape[1])}
+def protocols(seeds: int) -> list[Any]:
+    """k-NN (k=20) and the label-efficiency probe with this benchmark's grid, as registered protocols."""
+    return [build_knn(k=[20]), build_label_efficiency(fractions=list(FRACTIONS), seeds=seeds, min_per_class=2,
+                                                      **PROBE)]
 
 
-def encoder_features(encoder: Any, bundle: Any) -> tuple[Any, Any]:
-    device = torch.device("cpu")
-    return (extract_features(encoder, bundle.train, bundle, device=device),
-            extract_features(encoder, bundle.test, bundle, device=device))
+def rows_from(table: Any) -> list[dict[str, Any]]:
+    """Engine rows → this benchmark's ``{"row", "knn20", "probe": {"1%": …}, "dim"}`` shape."""
+    out = []
+    for row in table.rows:
+        cells = row["cells"]
+        curve = cells["label_efficiency"]["columns"]
+        knn = cells.get("knn", {}).get("details", {}).get("by_k", {}).get("k-NN k=20")
+        out.append({"row": row["name"], "knn20": knn, "dim": row.get("dim"),
+                    "probe": {f"{f:.0%}": curve[f"{100 * f:g}% labels"] for f in FRACTIONS}})
+    return out
+
+
+def measure_encoders(encoders: dict[str, Any], bundle: Any, recipe: Any, seeds: int, *,
+                     include_raw: bool = False) -> list[dict[str, Any]]:
+    kinds = {n: "random init" if "random init" in n else "ssl" for n in encoders}
+    table = evaluate_encoders(encoders, bundle, recipe.eval, device=torch.device("cpu"), dataset_name="adult",
+                              include_raw=include_raw, kinds=kinds, protocols=protocols(seeds))
+    return rows_from(table)
 
 
 def run_method(method: str, minutes: float, steps: int | None, seeds: int) -> list[dict[str, Any]]:
@@ -65,25 +79,29 @@ def run_method(method: str, minutes: float, steps: int | None, seeds: int) -> li
         began = time.perf_counter()
         result = train(assembled, Path(run_dir) / "run")
         seconds = time.perf_counter() - began
-    trained = measure(*encoder_features(assembled.objective.towers["main"], assembled.bundle), seeds)
+    encoder = next(iter(assembled.encoders.values()))
+    random_encoder = next(iter(random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1).values()))
+    trained, fresh = measure_encoders({f"{method} ({recipe.encoder.name}, trained)": encoder,
+                                       f"{recipe.encoder.name}, random init": random_encoder},
+                                      assembled.bundle, recipe, seeds)
     print(f"{method}: {result.steps_done} steps in {seconds:.0f}s → {trained}", flush=True)
-    rows = [{"row": f"{method} ({recipe.encoder.name}, trained)", "method": method, "steps": result.steps_done,
-             "train_seconds": round(seconds, 1), "stopped": result.stopped_because,
-             "batch_size": recipe.train.batch_size, **trained}]
-    random_encoder = random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1)["main"]
-    rows.append({"row": f"{recipe.encoder.name}, random init", "method": "random_init",
-                 **measure(*encoder_features(random_encoder, assembled.bundle), seeds)})
+    rows = [{**trained, "method": method, "steps": result.steps_done, "train_seconds": round(seconds, 1),
+             "stopped": result.stopped_because, "batch_size": recipe.train.batch_size}]
+    rows.append({**fresh, "method": "random_init"})
     return rows
 
 
 def baselines(seeds: int) -> tuple[list[dict[str, Any]], Any]:
     recipe = load_recipe(ROOT / "recipes" / "tabular" / "scarf.yaml")
     bundle = assemble(recipe).bundle
-    train_f, test_f = raw_features(bundle.train, bundle), raw_features(bundle.test, bundle)
-    rows = [{"row": "raw features, logistic regression", "method": "raw_lr", **measure(train_f, test_f, seeds)}]
-    split = [(s.numeric.numpy(), s.categorical.numpy(), s.labels.numpy()) for s in (bundle.train, bundle.test)]
-    rows.append({"row": "raw features, HistGradientBoosting", "method": "gbdt", "knn20": None,
-                 "probe": gbdt_at_fractions(split[0], split[1], fractions=FRACTIONS, seeds=seeds), "dim": None})
+    (raw,) = measure_encoders({}, bundle, recipe, seeds, include_raw=True)
+    rows = [{**raw, "row": "raw features, logistic regression", "method": "raw_lr"}]
+    gbdt = evaluate_encoders({}, bundle, recipe.eval, device=torch.device("cpu"), dataset_name="adult",
+                             include_raw=False, protocols=[build_tabular_gbdt_baseline(fractions=list(FRACTIONS),
+                                                                                       seeds=seeds)])
+    curve = gbdt.rows[0]["cells"]["label_efficiency"]["columns"]
+    rows.append({"row": "raw features, HistGradientBoosting", "method": "gbdt", "knn20": None, "dim": None,
+                 "probe": {f"{f:.0%}": curve[f"{100 * f:g}% labels"] for f in FRACTIONS}})
     return rows, bundle
 
 

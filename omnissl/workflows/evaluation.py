@@ -86,3 +86,39 @@ def paired_retrieval(assembled: Assembled, *, trained: bool, ctx: EvalContext, p
         baseline = build_component(OBJECTIVES, recipe.objective, "objective", {"encoders": encoders})
         rows.append(Row(name="random init", kind="random init", objective=baseline.to(ctx.device)))
     return run_table(rows, protocols, ctx, tower="retrieval")
+
+
+def evaluate_encoders(encoders: dict[str, Any], bundle: Any, eval_config: Any, *, device: torch.device,
+                      dataset_name: str, include_raw: bool = True, seed: int = 0, kinds: dict[str, str] | None = None,
+                      modality: str = "any", protocols: list[Any] | None = None, run_root: Path | None = None,
+                      scope: dict[str, Any] | None = None) -> ResultTable:
+    """The engine on named encoders without a recipe around them (the benchmarks' entry point): one row per encoder
+    (``kinds[name]``, default ``"ssl"``), the raw-input row when asked, ``eval_config``'s protocols (or
+    ``protocols``, already built). ``scope`` + ``run_root`` cache the rows whose kind is a baseline."""
+    ctx = EvalContext(bundle=bundle, train_set=None, test_set=None, device=device, dataset_name=dataset_name,
+                      modality=modality, seed=seed, batch_size=eval_config.batch_size)
+    ctx.train_set, ctx.test_set = fixed_subsets(bundle, eval_config, dataset_name=dataset_name)
+    built = protocols if protocols is not None else build_protocols(eval_config, bundle)
+    rows = []
+    for name, encoder in encoders.items():
+        kind = (kinds or {}).get(name, "ssl")
+        identity = {"kind": kind, "name": name} if kind in ("random init",) and scope is not None else None
+        rows.append(Row(name=name, kind=kind, encoder=encoder, identity=identity))  # type: ignore[arg-type]
+    if include_raw and bundle.raw_features is not None:
+        rows.append(Row(name="raw input", kind="raw", identity={"kind": "raw"} if scope is not None else None))
+    cache = BaselineCache(cache_root(run_root)) if run_root is not None and scope is not None else None
+    return run_table(rows, built, ctx, tower="main", cache=cache, scope=scope)
+
+
+def legacy_rows(table: ResultTable) -> list[dict[str, Any]]:
+    """The table's rows as ``{"name", "dim", "knn": {"k=20": acc}, "probe": {...}}`` (the shape the benchmark
+    result files have always had), read from the engine's cells."""
+    out = []
+    for row in table.rows:
+        knn = row["cells"].get("knn", {}).get("details", {}).get("by_k", {})
+        probe = row["cells"].get("linear_probe", {})
+        out.append({"name": row["name"], "dim": row.get("dim"), "kind": row["kind"],
+                    "knn": {k.removeprefix("k-NN "): v for k, v in knn.items()},
+                    "probe": {**probe.get("score", {}), **probe.get("details", {}), "metrics": probe.get("metrics", {})}
+                    if probe else None})
+    return out
