@@ -28,7 +28,7 @@ except ImportError:  # not POSIX: no advisory locks
 
 LOCK_NAME = ".lock"
 # What a run writes before its first checkpoint; a directory holding only these (and no checkpoint) may be reused.
-_EARLY_FILES = {"recipe.yaml", "metrics.jsonl", "notes.log"}
+_EARLY_FILES = {"recipe.yaml", "resolved.yaml", "metrics.jsonl", "notes.log"}
 _EARLY_DIRS = {"tensorboard", "artifacts", "checkpoints"}
 
 
