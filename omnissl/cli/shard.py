@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     splits = list(source.splits)
     for split in splits:
         target = out / split if len(splits) > 1 or split != "train" or args.split_folders else out
-        manifest = write_shards(source.samples(split, seed=args.seed), out=target, shard_size=args.shard_size,
+        manifest = write_shards(source.samples(split, seed=args.seed, captions=args.captions), out=target, shard_size=args.shard_size,
                                 classes=source.classes, prefix=split)
         print(f"wrote {target}: {manifest['samples']} samples in {len(manifest['shards'])} shards "
               f"(fields {', '.join(manifest['fields'])})")
@@ -40,6 +40,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output folder; must not exist (never overwritten)")
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample order written (default 0)")
+    p.add_argument("--captions", metavar="TEMPLATE", help="add a caption member from the class name, e.g. "
+                                                          "'a photo of a {}' (label-derived pairs, not real captions)")
     p.add_argument("--split-folders", action="store_true", help="write OUT/train even when there is no test split")
     add_data_root_options(p)
     p.set_defaults(func=run)

@@ -36,10 +36,18 @@ class Source:
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
-    def samples(self, split: str, *, seed: int) -> Iterator[Sample]:
+    def samples(self, split: str, *, seed: int, captions: str | None = None) -> Iterator[Sample]:
+        """The split's samples in a seeded order; ``captions`` (``"a photo of a {}"``) adds a label-derived
+        ``txt`` member from the class name (label-derived pairs, not real captions)."""
         order = list(self.splits[split])
         random.Random(seed).shuffle(order)  # shards mix classes: a stream's shuffle buffer mixes within a shard
-        return (make() for make in order)
+        if captions is not None and not self.classes:
+            raise DataError("--captions needs class names, and this source has none")
+        for make in order:
+            key, members = make()
+            if captions is not None:
+                members["txt"] = captions.format(self.classes[int(members["cls"])]).encode("utf-8")  # type: ignore[index]
+            yield key, members
 
 
 def _file_sample(path: Path, key: str, extra: dict[str, bytes]) -> Callable[[], Sample]:
