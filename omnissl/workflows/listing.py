@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnissl.core.errors import RegistryError
-from omnissl.core.manifests import manifest_components
+from omnissl.core.manifests import entry_point_dir, manifest_components
 from omnissl.core.plugin_metadata import missing_extra
 from omnissl.core.registry import COMPONENT_GROUP, entry_points, known_unavailable, load_entry_point
 
@@ -47,7 +47,8 @@ def catalog() -> Catalog:
         missing = missing_extra(entry_point)
         records = None if missing is not None else manifest_components(entry_point)
         if missing is None and records is None:
-            found.imported.append(entry_point.name)
+            if entry_point_dir(entry_point) is not None:  # a single-file plugin has no manifest to regenerate
+                found.imported.append(entry_point.name)
             records = live_components([entry_point]).get(entry_point.name)
             missing = known_unavailable().get(entry_point.name) if records is None else None
         if missing is not None:
