@@ -81,9 +81,10 @@ def iter_shard(shard: Shard, *, format: str) -> Iterator[Sample]:
 class ShardIndex:
     """Random access to the samples of local shards: sample ``i`` (global id, shards in order) → ``(key, fields)``.
 
-    Tar: one pass over the headers records each member's data offset and size (``(N·F)`` int64 arrays, about
-    40 MB for a million two-field samples); a read is one seek. Parquet: the row group holding the row is read
-    and the last one kept. File handles are opened lazily per process, so the index pickles into workers.
+    Tar: the first read from a shard records each member's data offset and size from its headers (one pass, member
+    data skipped); a read is then one seek. Shards are indexed on first use, so a few peeks (cost estimates) at a
+    million-sample training set cost one shard's index, not a million entries. Parquet: the row group holding the
+    row is read and the last one kept. File handles open lazily per process, so the index pickles into workers.
     """
 
     def __init__(self, shards: ShardSet) -> None:
@@ -93,32 +94,33 @@ class ShardIndex:
         self.shards, self.format = shards, shards.format
         self.starts = np.asarray(shards.offsets() + [shards.samples], dtype=np.int64)
         self._handles: dict[int, Any] = {}
+        self._tables: dict[int, tuple[list[str], list[dict[str, tuple[int, int]]]]] = {}
         self._group: tuple[int, int, list[dict[str, Any]]] | None = None
-        if self.format == "webdataset":
-            self._build_tar_index()
 
-    def _build_tar_index(self) -> None:
+    def _table(self, shard_no: int) -> tuple[list[str], list[dict[str, tuple[int, int]]]]:
+        table = self._tables.get(shard_no)
+        if table is not None:
+            return table
+        shard = self.shards.shards[shard_no]
         keys: list[str] = []
         members: list[dict[str, tuple[int, int]]] = []
-        for shard in self.shards.shards:
-            before = len(keys)
-            try:
-                with tarfile.open(shard.local, mode="r:") as tar:  # type: ignore[arg-type]
-                    for member in tar:
-                        if not member.isfile() or member.name.rpartition("/")[2].startswith("__"):
-                            continue
-                        key, ext = split_key(member.name)
-                        if not keys or keys[-1] != key or len(keys) == before:
-                            keys.append(key)
-                            members.append({})
-                        members[-1][ext] = (member.offset_data, member.size)
-            except (tarfile.TarError, OSError, EOFError) as error:
-                raise DataError(f"{shard.url}: not an uncompressed, readable tar shard for random access "
-                                f"({type(error).__name__}: {error})") from error
-            if len(keys) - before != shard.samples:
-                raise DataError(f"{shard.url}: holds {len(keys) - before} samples but the manifest says "
-                                f"{shard.samples}")
-        self.keys, self.members = keys, members
+        try:
+            with tarfile.open(shard.local, mode="r:") as tar:  # type: ignore[arg-type]
+                for member in tar:
+                    if not member.isfile() or member.name.rpartition("/")[2].startswith("__"):
+                        continue
+                    key, ext = split_key(member.name)
+                    if not keys or keys[-1] != key:
+                        keys.append(key)
+                        members.append({})
+                    members[-1][ext] = (member.offset_data, member.size)
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise DataError(f"{shard.url}: not an uncompressed, readable tar shard for random access "
+                            f"({type(error).__name__}: {error})") from error
+        if len(keys) != shard.samples:
+            raise DataError(f"{shard.url}: holds {len(keys)} samples but the shard list says {shard.samples}")
+        self._tables[shard_no] = (keys, members)
+        return keys, members
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -135,17 +137,18 @@ class ShardIndex:
         shard = self.shards.shards[shard_no]
         if self.format == "parquet":
             return self._parquet_row(shard_no, row)
+        keys, members = self._table(shard_no)
         handle = self._handles.get(shard_no)
         if handle is None:
             handle = self._handles[shard_no] = open(shard.local, "rb")  # type: ignore[arg-type]  # noqa: SIM115
         fields = {}
-        for ext, (offset, size) in self.members[index].items():
+        for ext, (offset, size) in members[row].items():
             handle.seek(offset)
             data = handle.read(size)
             if len(data) != size:
-                raise DataError(f"{shard.url}: key '{self.keys[index]}' field '{ext}' is truncated")
+                raise DataError(f"{shard.url}: key '{keys[row]}' field '{ext}' is truncated")
             fields[ext] = data
-        return self.keys[index], fields
+        return keys[row], fields
 
     def _parquet_row(self, shard_no: int, row: int) -> Sample:
         import pyarrow.parquet as pq
