@@ -1,7 +1,7 @@
 """Per-objective report extras: nearest-neighbour retrieval for image runs and MAE reconstructions.
 
-Both only apply when the evaluation input is an image batch ``(B, C, H, W)`` with 1 or 3 channels; other
-modalities get the curves, the map and the tables.
+Both only apply when a plugin declared the evaluation input picture-like (the image plugin: ``(B, C, H, W)`` with
+1 or 3 channels, through :mod:`omnissl.report.hooks`); other modalities get the curves, the map and the tables.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from torch import Tensor
 
 from omnissl.report.plots import _save, plt
 from omnissl.core.types import class_name
+from omnissl.report.hooks import shows_as_images
 
 
 def is_image_batch(x: Any) -> bool:
-    return isinstance(x, Tensor) and x.dim() == 4 and x.shape[1] in (1, 3) and min(x.shape[2:]) >= 4
+    """Whether a plugin declared this input picture-like (:func:`omnissl.report.hooks.register_image_inputs`)."""
+    return shows_as_images(x)
 
 
 def to_display(images: Tensor) -> np.ndarray:
