@@ -28,8 +28,8 @@ import torch
 from omnissl_graph.data import NodeDataset
 from omnissl_graph.evaluation import all_graphs, build_graph_svm_10fold, build_planetoid_split
 
-from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import load_recipe
+from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.train.runner import Trainer, read_metrics
 from omnissl.workflows.evaluation import evaluate_encoders
 

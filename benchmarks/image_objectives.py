@@ -30,12 +30,12 @@ from typing import Any
 import torch
 from torch.utils.data import Subset
 
-from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import Recipe, dump_recipe, load_recipe
-from omnissl.data.tensors import training_loader
-from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
-from omnissl.train.runner import Trainer, place_for_training, read_metrics
 from omnissl.core.types import DataBundle
+from omnissl.data.tensors import training_loader
+from omnissl.train.assemble import assemble, random_init_encoders
+from omnissl.train.runner import Trainer, place_for_training, read_metrics
+from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from omnissl.train.assemble import assemble, build_data, random_init_encoders
 from omnissl.core.config import load_recipe
-from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
+from omnissl.train.assemble import assemble, build_data, random_init_encoders
 from omnissl.train.runner import Trainer, read_metrics
+from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

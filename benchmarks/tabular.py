@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omnissl_tabular.evaluation import build_tabular_gbdt_baseline
 
-from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import load_recipe
 from omnissl.eval.knn import build_knn
 from omnissl.eval.label_efficiency import build_label_efficiency
+from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.train.runner import train
 from omnissl.workflows.evaluation import evaluate_encoders
-from omnissl_tabular.evaluation import build_tabular_gbdt_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = (0.01, 0.1, 1.0)

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,11 +25,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from omnissl.train.assemble import assemble, data_root, random_init_encoders  # noqa: E402
-from omnissl.core.config import EvalConfig, load_recipe  # noqa: E402
-from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows  # noqa: E402
-from omnissl.core.registry import DATASETS, ENCODERS, load_plugins  # noqa: E402
-from omnissl.train.runner import Trainer  # noqa: E402
+from omnissl.core.config import EvalConfig, load_recipe
+from omnissl.core.registry import DATASETS, ENCODERS, load_plugins
+from omnissl.train.assemble import assemble, data_root, random_init_encoders
+from omnissl.train.runner import Trainer
+from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 RECIPES = {"mlm": "recipes/text/mlm.yaml", "causal_lm": "recipes/text/causal_lm.yaml",
            "simcse": "recipes/text/simcse.yaml"}

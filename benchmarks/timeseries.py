@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from omnissl_timeseries.svm import build_ts_rbf_svm
 
-from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.core.config import load_recipe
+from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.train.runner import train
 from omnissl.workflows.evaluation import evaluate_encoders
 

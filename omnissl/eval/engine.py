@@ -16,12 +16,13 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from omnissl.core.config import Component
 from omnissl.core.errors import ConfigError
-from omnissl.data.tensors import Subset, evaluation_loader
 from omnissl.core.types import DataBundle, to_device
+from omnissl.data.tensors import Subset, evaluation_loader
 from omnissl.eval.features import limit
 from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row
 from omnissl.eval.splits import indices_hash
@@ -122,7 +123,7 @@ def check_rows(rows: Sequence[Row], ctx: EvalContext) -> None:
 
             with torch.no_grad():
                 row.encoder(to_device(row.select(batch["x"]), ctx.device))
-        except Exception as error:  # noqa: BLE001 - any failure here is the row not fitting this input
+        except Exception as error:
             spec = ", ".join(f"{k}={v}" for k, v in ctx.bundle.input_spec.items() if isinstance(v, (int, str)))
             raise ConfigError(f"eval: row '{row.name}' cannot read dataset '{ctx.dataset_name}' ({spec}): "
                               f"{type(error).__name__}: {' '.join(str(error).split())[:200]}") from error

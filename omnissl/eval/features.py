@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omnissl.data.tensors import Subset, evaluation_loader
 from omnissl.core.types import DataBundle, Encoder, to_device
+from omnissl.data.tensors import Subset, evaluation_loader
 
 Select = Callable[[Any], Any]
 

@@ -23,10 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from omnissl.data.tensors import evaluation_loader, training_loader
 from omnissl.core.errors import ConfigError
 from omnissl.core.registry import EVALUATIONS
 from omnissl.core.types import DataBundle, Encoder, to_device
+from omnissl.data.tensors import evaluation_loader, training_loader
 from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
 
 

@@ -14,8 +14,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from omnissl.core.registry import EVALUATIONS
-from omnissl.data.tensors import evaluation_loader
 from omnissl.core.types import DataBundle, ViewSet, to_device
+from omnissl.data.tensors import evaluation_loader
 from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
 
 

@@ -37,7 +37,7 @@ class ResultTable:
     verdict: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ResultTable":
+    def from_json(cls, data: dict[str, Any]) -> ResultTable:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 

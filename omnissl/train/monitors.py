@@ -4,8 +4,8 @@ Kept out of the loop so the loop reads as the step order it is."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

@@ -11,7 +11,8 @@ table under logistic regression is the table's ordinary raw-input row.
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
