@@ -117,7 +117,12 @@ def read_manifest(*, data_root: Path, value: str, key: str, column: str) -> tupl
             if not file or not label:
                 raise DataError(f"{row_name}: empty 'path' or '{column}'")
             relative = Path(file) if Path(file).is_absolute() else Path(value).parent / file
-            files.append(resolve_data_path(data_root, relative, key=row_name))
+            target = resolve_data_path(data_root, relative, key=row_name)
+            if not target.is_file():  # soundfile's "System error" would name neither the manifest nor the row
+                what = "is a folder, not an audio file" if target.is_dir() else "not found"
+                raise DataError(f"{row_name}: audio file {target} {what}", missing_path=None if target.exists()
+                                else target)
+            files.append(target)
             labels.append(label)
     except csv.Error as error:
         raise DataError(f"{path}, row {reader.line_num}: {error}") from error
