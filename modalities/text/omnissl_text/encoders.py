@@ -10,6 +10,7 @@ Pooling (fixed by the recipe, identical in evaluation): ``cls`` (first token), `
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -77,20 +78,24 @@ class HFTextEncoder(Encoder):
 
         folder = out_dir / "hf_model"
         tokenizer_dir = context.get("tokenizer_dir")
-        if tokenizer_dir is None:
-            raise ConfigError(f"export: {self.name} was built without a tokeniser in the data's input_spec "
-                              f"(tokenizer_dir); cannot write a loadable HF folder")
-        info = load_tokenizer(str(tokenizer_dir))
-        if len(info.tokenizer) > self.vocab_size:
+        info = load_tokenizer(str(tokenizer_dir)) if tokenizer_dir is not None else None
+        if info is not None and len(info.tokenizer) > self.vocab_size:
             raise ConfigError(f"export: tokeniser {tokenizer_dir} has {len(info.tokenizer)} ids but the model "
                               f"embeds {self.vocab_size}")
         self.model.save_pretrained(str(folder))
-        info.tokenizer.save_pretrained(str(folder))
+        if info is not None:
+            info.tokenizer.save_pretrained(str(folder))
+        else:  # an encoder exported outside a run (no data): say so, in the log and in the README
+            logging.getLogger("omnissl").warning(
+                "export: %s has no tokenizer_dir in its context; %s holds the model only, without a tokenizer",
+                self.name, folder)
         pooled = {"cls": "last_hidden_state[:, 0]",
                   "mean": "(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # h = last_hidden_state",
                   "last": "last_hidden_state[range(B), mask.sum(1) - 1]"}[self.pool]
         return {"library": "transformers", "folder": "hf_model",
-                "input": {"modality": "text", "tokenizer": "hf_model (saved beside the weights)",
+                "input": {"modality": "text",
+                          "tokenizer": "hf_model (saved beside the weights)" if info is not None else
+                          "NOT SAVED: no tokenizer was known at export; tokenise as the training data did",
                           "pool": self.pool, "max_positions": self.max_positions},
                 "load": ("from transformers import AutoModel, AutoTokenizer\n"
                          "model = AutoModel.from_pretrained('hf_model').eval()\n"
