@@ -11,8 +11,9 @@ DataLoader workers, so ``decode`` runs in the workers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -67,7 +68,8 @@ def codec_for(extension: str, *, key: str) -> CodecEntry:
 class LabelCodec:
     """``.cls`` members: an ASCII integer class index (webdataset's convention) → int64 ``(B,)``."""
 
-    input_spec: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.input_spec: dict[str, Any] = {}  # a label fills no builder parameter
 
     def decode(self, data: bytes, *, where: str) -> int:
         text = data.decode("utf-8", errors="replace").strip()

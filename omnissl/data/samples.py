@@ -9,7 +9,8 @@ and the field; under ``on_error: skip`` it is left out, counted, and every skip 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 

@@ -17,9 +17,10 @@ import io
 import json
 import logging
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from omnissl.core.errors import DataError
 

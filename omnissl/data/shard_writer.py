@@ -14,8 +14,9 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from omnissl.core.errors import DataError
 from omnissl.data.shardlist import MANIFEST

@@ -87,7 +87,7 @@ def count_parquet_rows(path: Path) -> int:
 
     try:
         return int(pq.ParquetFile(path).metadata.num_rows)
-    except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid / OSError for a damaged file
+    except Exception as error:
         raise DataError(f"{path}: not a readable Parquet shard ({type(error).__name__}: {error})") from error
 
 

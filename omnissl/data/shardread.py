@@ -8,7 +8,8 @@ Parquet file pyarrow refuses. Hidden members (``__*__``, webdataset's meta conve
 from __future__ import annotations
 
 import tarfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def iter_tar(shard: Shard) -> Iterator[Sample]:
             stream.close()
     except DataError:
         raise
-    except Exception as error:  # noqa: BLE001 - tarfile/gzip/OS errors of a damaged or truncated shard
+    except Exception as error:
         raise DataError(f"{shard.url}: damaged tar shard after key '{key}' ({type(error).__name__}: {error})") \
             from error
     if key is not None:
@@ -70,7 +71,7 @@ def iter_parquet(shard: Shard) -> Iterator[Sample]:
             for row in rows:
                 key = str(row.pop("__key__", None) or "")
                 yield key, {column: _value_bytes(value) for column, value in row.items()}
-    except Exception as error:  # noqa: BLE001 - ArrowInvalid / OSError of a damaged file
+    except Exception as error:
         raise DataError(f"{shard.url}: damaged Parquet shard ({type(error).__name__}: {error})") from error
 
 

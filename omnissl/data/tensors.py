@@ -3,7 +3,8 @@ tensor dataset (+ its batched collate) the plugins build on."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -12,7 +12,6 @@ import numpy as np
 from omnissl.core.config import Component
 from omnissl.core.instantiate import build_component
 from omnissl.core.registry import DATASETS, load_plugins
-
 from omnissl.data.shard_writer import write_shards
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

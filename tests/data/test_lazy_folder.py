@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import omnissl_image.data as image_data
 import pytest
 import torch
+from omnissl_image import folder
+from shardkit import WORDS, png
 
-import omnissl_image.data as image_data
-import omnissl_image.folder as folder
 from omnissl.core.registry import DATASETS, load_plugins
 from omnissl.data.tensors import evaluation_loader, training_loader
-from shardkit import WORDS, png
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

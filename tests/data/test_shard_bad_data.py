@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
+from shardkit import mnist_samples, shard_bundle
 
 from omnissl.core.errors import DataError
 from omnissl.data.shard_writer import write_shards
 from omnissl.data.tensors import evaluation_loader, training_loader
-from shardkit import mnist_samples, shard_bundle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

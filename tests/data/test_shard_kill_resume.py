@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from omnissl.cli.main import main as cli_main
-import omnissl.report.auto
-from omnissl.train import checkpoint as ckpt
 from shardkit import mnist_shards
+
+import omnissl.report.auto
+from omnissl.cli.main import main as cli_main
+from omnissl.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STEPS = 12

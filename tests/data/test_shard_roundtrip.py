@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shardkit import WORDS, mnist_shards, png, shard_bundle
 
 from omnissl.cli.main import main
 from omnissl.data.tensors import evaluation_loader, training_loader
-from shardkit import WORDS, mnist_samples, mnist_shards, png, shard_bundle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

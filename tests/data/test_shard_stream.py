@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from shardkit import mnist_shards, shard_bundle
 
 from omnissl.core.errors import DataError
 from omnissl.data.tensors import training_loader
-from shardkit import mnist_shards, shard_bundle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 B = 8  # 160 samples in 8 shards of 20: 4 slots × 2 shards × 20 = 5 batches per slot per epoch

@@ -5,7 +5,8 @@ stacked; the recipe's on-device augmentations (random-resized crops …) then ru
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ def decode_image_bytes(data: bytes, *, image_size: int, where: str) -> Tensor:
             array = to_rgb_array(image=image, path=where)  # type: ignore[arg-type]
     except DataError:
         raise
-    except Exception as error:  # noqa: BLE001 - PIL raises UnidentifiedImageError, OSError, SyntaxError …
+    except Exception as error:
         raise DataError(f"{where}: cannot decode image ({type(error).__name__}: {error})") from error
     if 0 in array.shape:
         raise DataError(f"{where}: image has no pixels, shape {array.shape}")

@@ -4,7 +4,8 @@ the DataLoader workers; batches are zero-padded ``{"wave": (B, T), "padding_mask
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -20,7 +21,7 @@ from omnissl_speech.data import pad_batch
 def decode_audio_bytes(data: bytes, *, sample_rate: int, where: str) -> Tensor:
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
-    except Exception as error:  # noqa: BLE001 - soundfile raises LibsndfileError / RuntimeError
+    except Exception as error:
         raise DataError(f"{where}: cannot decode audio ({error})") from error
     if int(rate) <= 0:
         raise DataError(f"{where}: sample rate {rate} in the header")

@@ -4,7 +4,8 @@ The tokeniser is fitted on the first example captions of the training shards (or
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
