@@ -22,8 +22,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         assembled = assemble(load_recipe(target, args.overrides), root=args.data_root)
         out_dir, trained = Path(args.out or "."), False
-    # Baselines are cached beside the runs (RUN_ROOT/.cache/baselines): a run's parent, or the --out folder.
-    run_root = target.parent if trained else out_dir
+    # Baselines are cached under the run root (RUN_ROOT/.cache/baselines): a run's parent, else runs/ (where
+    # `omnissl train` puts runs by default), so evaluating a recipe untrained reuses what training computed.
+    run_root = target.parent if trained else Path("runs")
     reports = evaluate_assembled(assembled, trained=trained, device=assembled.recipe.train.device, run_root=run_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     print_reports(reports, out_dir)
