@@ -23,6 +23,8 @@ answers every per-tower question, so no caller branches on single vs paired:
   ``towers.<tower>.encoder``), for error messages;
 - ``assembled.resolved`` — every builder call with its resolved keyword arguments and their sources
   (:class:`omnissl.core.instantiate.ResolvedCall`; written to ``RUN_DIR/resolved.yaml``).
+- ``assembled.notes`` — what a rebuild of a trained run found (``session.load_trained``): each ``input_spec`` key
+  that changed since training, or that the run predates ``resolved.yaml``.
 
 Nothing limits a recipe to two towers: a multi-tower objective (``PairedObjective``) gets ``encoders`` for all.
 """
