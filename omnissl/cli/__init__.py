@@ -1,5 +1,4 @@
-"""The ``omnissl`` command line: one module per verb, wired by :mod:`omnissl.cli.main`."""
+"""The ``omnissl`` command line: one module per verb, wired by :mod:`omnissl.cli.main` (``main(argv)``).
 
-from omnissl.cli.main import main
-
-__all__ = ["main"]
+Nothing is imported here, so ``omnissl.cli.main`` is always the module and ``--help`` loads only what it needs.
+"""

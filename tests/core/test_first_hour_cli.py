@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import omnissl.report.auto
-from omnissl import cli
+from omnissl.cli import main as cli
 from omnissl.workflows import session
 from omnissl.train.assemble import assemble
 from omnissl.core.config import load_recipe
