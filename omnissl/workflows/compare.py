@@ -62,7 +62,8 @@ def run_compare(recipe: Recipe, assembled: Any, rows: list[Row], settings: Compa
     ctx = make_context(assembled, device)
     protocols = compare_protocols(recipe, assembled.bundle, settings)
     cache = BaselineCache(cache_root(run_root)) if run_root is not None else None
-    table = run_table(rows, protocols, ctx, tower="main", cache=cache, scope=cache_scope(assembled, ctx))
+    scope = cache_scope(assembled, ctx) if cache is not None else None
+    table = run_table(rows, protocols, ctx, tower="main", cache=cache, scope=scope)
     table.verdict = verdict(table.rows, protocols=table.protocols)
     result = table.to_json()
     result.update({"probe_seeds": recipe.eval.probe_seeds, "fractions": settings.fractions,

@@ -60,7 +60,7 @@ def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str | tor
     ctx = make_context(assembled, target)
     protocols = build_protocols(recipe.eval, assembled.bundle)
     cache = BaselineCache(cache_root(run_root)) if run_root is not None else None
-    scope = cache_scope(assembled, ctx)
+    scope = cache_scope(assembled, ctx) if cache is not None else None  # the label hashes cost a pass
     label = f"{recipe.objective.name} ({'trained' if trained else 'untrained'})"
     tables: dict[str, Any] = {}
     per_tower = [p for p in protocols if p.scope != "objective"]
