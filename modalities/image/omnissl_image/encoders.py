@@ -1,4 +1,4 @@
-"""Image encoders: ResNets built from torchvision's residual blocks, and a small ViT with token outputs."""
+"""Image encoders: ResNets (torchvision-named residual blocks), and a small ViT with token outputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.models.resnet import BasicBlock, Bottleneck
+from omnissl_image.resnet_blocks import BasicBlock, Bottleneck
 
 from omnissl.core.registry import ENCODERS
 from omnissl.nn.transformer import TransformerTrunk
