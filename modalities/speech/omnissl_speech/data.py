@@ -27,6 +27,7 @@ from omnissl.core.registry import DATASETS
 from omnissl.core.types import DataBundle
 from omnissl_speech.audio_io import AUDIO_SUFFIXES, audio_files, read_audio, resample, to_mono
 from omnissl_speech.features import mean_log_mel
+from omnissl_speech.lazy import LazyAudioDataset, decide_in_memory
 from omnissl_speech.readers import load_fsdd, read_manifest
 
 __all__ = ["AUDIO_SUFFIXES", "AudioDataset", "audio_folder", "audio_manifest", "collate_audio", "fsdd", "read_audio",
@@ -72,7 +73,7 @@ def collate_audio(samples: Any) -> dict[str, Any]:
                      torch.as_tensor([s["index"] for s in samples]))
 
 
-def make_bundle(train: AudioDataset, test: AudioDataset | None, *, sample_rate: int, num_classes: int,
+def make_bundle(train: AudioDataset | LazyAudioDataset, test: AudioDataset | LazyAudioDataset | None, *, sample_rate: int, num_classes: int,
                 description: str, class_names: Sequence[str] | None = None) -> DataBundle:
     spec: dict[str, Any] = {"sample_rate": sample_rate, "num_classes": num_classes}
     if class_names is not None:
@@ -160,6 +161,15 @@ def _stratified_split(labels: Sequence[str], *, test_fraction: float, seed: int)
     return sorted(train), sorted(test)
 
 
+def _split_set(files: Sequence[Path], labels: Tensor, *, sample_rate: int, in_memory: bool,
+               source: str) -> AudioDataset | LazyAudioDataset:
+    """Every clip decoded now, or (``in_memory`` false) only the paths kept and each clip decoded on fetch."""
+    if not in_memory:
+        return LazyAudioDataset(files, labels, sample_rate=sample_rate, source=source)
+    return AudioDataset([read_audio(Path(f), sample_rate=sample_rate) for f in files], labels,
+                        names=[str(f) for f in files], source=source)
+
+
 def _folder_label(path: Path, base: Path, label_from: str, regex: re.Pattern[str] | None) -> str:
     if label_from == "folder":
         parts = path.relative_to(base).parts
@@ -175,11 +185,13 @@ def _folder_label(path: Path, base: Path, label_from: str, regex: re.Pattern[str
 
 @DATASETS.register("audio_folder", modality="speech", description="wav/flac/ogg folders; label from folder or name")
 def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folder", pattern: str | None = None,
-                 sample_rate: int = 16000, test_fraction: float = 0.2, data_root: Path = Path("."),
-                 synthetic: int | None = None, seed: int = 0) -> DataBundle:
+                 sample_rate: int = 16000, test_fraction: float = 0.2, in_memory: bool | None = None,
+                 data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
     """``root/[train|test]/<label>/<file>`` (or label from ``pattern``, a regex with a ``(?P<label>…)`` group).
 
     Without ``train``/``test`` sub-folders the files are split, stratified by label, with ``test_fraction``.
+    ``in_memory``: ``true`` decodes every clip once; ``false`` keeps the paths and decodes per sample in the
+    workers; unset: in memory when the files add up to at most ``IN_MEMORY_FILE_BYTES`` (``omnissl_speech.lazy``).
     """
     if label_from == "pattern" and (pattern is None or "(?P<label>" not in pattern):
         raise ConfigError("data.pattern: label_from=pattern needs a regex with a named group, e.g. '^(?P<label>\\d)_'")
@@ -194,10 +206,9 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
     except re.error as error:
         raise ConfigError(f"data.pattern: not a regular expression ({error})") from error
 
-    def scan(folder: Path) -> tuple[list[Tensor], list[str], list[str]]:
+    def scan(folder: Path) -> tuple[list[Path], list[str]]:
         files = audio_files(folder=folder)
-        labels = [_folder_label(p, folder, label_from, regex) for p in files]
-        return [read_audio(p, sample_rate=sample_rate) for p in files], labels, [str(p) for p in files]
+        return files, [_folder_label(p, folder, label_from, regex) for p in files]
 
     has_train, has_test = (base / "train").is_dir(), (base / "test").is_dir()
     if has_test and not has_train:
@@ -209,24 +220,27 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
         if stray:
             raise DataError(f"{stray[0]}: audio outside {base}/train and {base}/test ({len(stray)} such files)")
     if has_train and has_test:
-        (tr_w, tr_l, tr_n), (te_w, te_l, te_n) = scan(base / "train"), scan(base / "test")
+        (tr_f, tr_l), (te_f, te_l) = scan(base / "train"), scan(base / "test")
     else:  # ROOT/train alone is split like a flat tree (its sub-folders are the labels, not "train")
-        waves, labels, names = scan(base / "train" if has_train else base)
+        files, labels = scan(base / "train" if has_train else base)
         tr, te = _stratified_split(labels, test_fraction=test_fraction, seed=seed)
-        tr_w, tr_l, tr_n = [waves[i] for i in tr], [labels[i] for i in tr], [names[i] for i in tr]
-        te_w, te_l, te_n = [waves[i] for i in te], [labels[i] for i in te], [names[i] for i in te]
-    classes, y_train, y_test = _label_table(tr_l, te_l, te_n, str(base))
-    return make_bundle(AudioDataset(tr_w, y_train, names=tr_n, source=str(base)),
-                       AudioDataset(te_w, y_test, names=te_n, source=str(base)) if te_w else None,
-                       sample_rate=sample_rate, num_classes=len(classes), description=f"audio folder {base}",
+        tr_f, tr_l = [files[i] for i in tr], [labels[i] for i in tr]
+        te_f, te_l = [files[i] for i in te], [labels[i] for i in te]
+    classes, y_train, y_test = _label_table(tr_l, te_l, [str(f) for f in te_f], str(base))
+    in_memory = decide_in_memory(in_memory=in_memory, files=tr_f)
+    made = {"sample_rate": sample_rate, "in_memory": in_memory, "source": str(base)}
+    how = "" if in_memory else " (decoded per sample)"
+    return make_bundle(_split_set(tr_f, y_train, **made), _split_set(te_f, y_test, **made) if te_f else None,
+                       sample_rate=sample_rate, num_classes=len(classes), description=f"audio folder {base}{how}",
                        class_names=classes)
 
 
 @DATASETS.register("audio_manifest", modality="speech", description="manifest CSVs (path,label[,speaker])")
 def audio_manifest(*, train: str, test: str | None = None, label: Literal["label", "speaker"] = "label",
-                   sample_rate: int = 16000, data_root: Path = Path("."), synthetic: int | None = None,
-                   seed: int = 0) -> DataBundle:
-    """``label`` picks the CSV column used as the class (``label`` or ``speaker``)."""
+                   sample_rate: int = 16000, in_memory: bool | None = None, data_root: Path = Path("."),
+                   synthetic: int | None = None, seed: int = 0) -> DataBundle:
+    """``label`` picks the CSV column used as the class (``label`` or ``speaker``); ``in_memory`` as in
+    :func:`audio_folder` (the manifest rows are checked up front either way: every file exists)."""
     if synthetic is not None:
         fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=2, seed=seed)
         return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=2, description="synthetic manifest")
@@ -234,13 +248,13 @@ def audio_manifest(*, train: str, test: str | None = None, label: Literal["label
     te_files, te_labels = (read_manifest(data_root=data_root, value=test, key="data.test", column=label) if test
                            else ([], []))
     classes, y_train, y_test = _label_table(tr_labels, te_labels, [str(f) for f in te_files], train)
-    load = [read_audio(f, sample_rate=sample_rate) for f in tr_files]
-    train_set = AudioDataset(load, y_train, names=[str(f) for f in tr_files], source=train)
+    in_memory = decide_in_memory(in_memory=in_memory, files=tr_files)
+    train_set = _split_set(tr_files, y_train, sample_rate=sample_rate, in_memory=in_memory, source=train)
     test_set = None
     if te_files:
-        test_set = AudioDataset([read_audio(f, sample_rate=sample_rate) for f in te_files], y_test,
-                                names=[str(f) for f in te_files], source=str(test))
+        test_set = _split_set(te_files, y_test, sample_rate=sample_rate, in_memory=in_memory, source=str(test))
     return make_bundle(train_set, test_set, sample_rate=sample_rate, num_classes=len(classes),
-                       description=f"manifest {train}", class_names=classes)
+                       description=f"manifest {train}{'' if in_memory else ' (decoded per sample)'}",
+                       class_names=classes)
 
 from omnissl_speech import shard_codec  # noqa: E402,F401  (registers the shard field codec; here, as the plugin imports this module)

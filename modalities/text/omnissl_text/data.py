@@ -26,6 +26,7 @@ from omnissl.core.registry import DATASETS
 from omnissl.core.textfiles import read_utf8
 from omnissl.core.types import DataBundle
 from omnissl_text.collate import HashedTfidf, PadCollate, TextDataset, synthetic_text
+from omnissl_text.lazy import IN_MEMORY_FILE_BYTES
 from omnissl_text.tokenization import get_tokenizer
 
 AG_NEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
@@ -39,13 +40,17 @@ def _decode(path: Path) -> str:
     return read_utf8(path)
 
 
+def file_format_of(path: Path, file_format: FileFormat) -> str:
+    return file_format if file_format != "auto" else {".tsv": "tsv", ".jsonl": "jsonl", ".txt": "txt"}.get(
+        path.suffix.lower(), "csv")
+
+
 def read_text_file(path: Path, *, text_column: str = "text", label_column: str | None = "label",
                    file_format: FileFormat = "auto", header: bool = True,
                    columns: Sequence[str] | None = None) -> tuple[list[str], list[Any] | None]:
     """Return ``(texts, labels or None)``. Rows are counted from 1, the header excluded; ``.txt`` is one text per
     line (no labels). ``columns`` names the columns of a header-less CSV/TSV."""
-    fmt = file_format if file_format != "auto" else {".tsv": "tsv", ".jsonl": "jsonl", ".txt": "txt"}.get(
-        path.suffix.lower(), "csv")
+    fmt = file_format_of(path, file_format)
     content = _decode(path)
     if fmt != "txt" and not content.strip():
         raise DataError(f"{path}: no rows (empty file)")
@@ -199,16 +204,31 @@ def load_sst2(data_root: Path, *, eval_split: str) -> tuple[tuple, tuple]:
 @DATASETS.register("text_file", modality="text", description="text + label columns from CSV/TSV/JSONL/.txt files")
 def text_file(*, train: str, test: str | None = None, text_column: str = "text", label_column: str | None = "label",
               file_format: FileFormat = "auto", tokenizer: str = "wordpiece", tokenizer_vocab_size: int = 8000,
-              max_length: int = 128, test_fraction: float = 0.2, split_seed: int = 0, data_root: Path = Path("."),
-              synthetic: int | None = None, seed: int = 0) -> DataBundle:
+              max_length: int = 128, test_fraction: float = 0.2, split_seed: int = 0, in_memory: bool | None = None,
+              tokenizer_examples: int = 10000, data_root: Path = Path("."), synthetic: int | None = None,
+              seed: int = 0) -> DataBundle:
     """Paths inside the data root (:func:`omnissl.core.paths.resolve_data_path`). Without ``test``, a seeded stratified ``test_fraction`` split is made.
     Without ``label_column`` every row gets label 0 (pretraining only). ``tokenizer``: ``wordpiece``, ``bpe``, a
-    local HF tokeniser directory, or ``package:NAME`` for one shipped inside an installed package."""
+    local HF tokeniser directory, or ``package:NAME`` for one shipped inside an installed package.
+    ``in_memory``: ``true`` reads and tokenises every row now; ``false`` (``.txt`` / ``.jsonl`` only) keeps byte
+    offsets and tokenises per sample in the workers, the tokeniser fitted on the first ``tokenizer_examples`` rows
+    (:mod:`omnissl_text.lazy`); unset: in memory when the training file is at most ``IN_MEMORY_FILE_BYTES``."""
     if synthetic is not None:
         return synthetic_bundle(synthetic, num_classes=2, seed=seed, max_length=max_length,
                                 description="synthetic text")
     train_path = resolve_data_path(data_root, train, key="data.train")
     test_path = resolve_data_path(data_root, test, key="data.test") if test is not None else None
+    if not train_path.is_file():
+        raise DataError(f"text file not found: {train_path}")
+    if in_memory is None:
+        in_memory = train_path.stat().st_size <= IN_MEMORY_FILE_BYTES
+    if not in_memory:
+        from omnissl_text.lazy_file import lazy_text_file  # it reads this module's helpers
+
+        return lazy_text_file(train_path, test_path, text_column=text_column, label_column=label_column,
+                               file_format=file_format, tokenizer=tokenizer, tokenizer_vocab_size=tokenizer_vocab_size,
+                               max_length=max_length, test_fraction=test_fraction, split_seed=split_seed,
+                               tokenizer_examples=tokenizer_examples, description=f"{train} / {test or 'split'}")
     texts, raw = read_text_file(train_path, text_column=text_column, label_column=label_column,
                                 file_format=file_format)
     labels, classes = encode_labels(raw if raw is not None else [0] * len(texts))
