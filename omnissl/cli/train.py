@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     span = f" ({result.start_step} → {result.steps_done})" if result.start_step else ""
     print(f"trained {result.steps_trained} steps{span} in {result.seconds:.0f}s ({result.samples_per_second:.1f} "
           f"samples/s, stopped: {result.stopped_because}); run directory: {run_dir}")
+    if result.data_skipped:  # never dropped silently: the count is also data/skipped_total in metrics.jsonl
+        print(f"skipped {result.data_skipped} bad sample(s) over the run (data.on_error: skip); each is named in "
+              f"the log, and metrics.jsonl has data/skipped per step")
     args.interrupt_hint = f"the trained run is saved in {run_dir}; evaluate it with: omnissl eval {run_dir}"
     if result.stopped_because.startswith("SIG"):  # the user (or the scheduler) asked to stop: stop now
         print(f"skipped the evaluation and the report (stopped by {result.stopped_because}): resume with the "

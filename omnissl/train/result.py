@@ -16,6 +16,7 @@ class TrainResult:
     cpu_seconds: float = 0.0
     last_logs: dict[str, float] = field(default_factory=dict)
     start_step: int = 0  # where this invocation began (non-zero on resume)
+    data_skipped: int = 0  # samples left out under data.on_error: skip, over the whole run (resumes included)
 
     @property
     def steps_trained(self) -> int:

@@ -82,6 +82,8 @@ class Trainer:
                                          "non-finite guard still checks every step's loss")
             self.step = 0
             self.nonfinite_skips = 0
+            # data.on_error: skip — samples the stream left out (all ranks), and the total at the last metrics line
+            self.data_skipped, self._skipped_logged, self._stream_counts_skips = 0, 0, False
             self._stop_signal: str | None = None
             if resume or checkpoint is not None:
                 path, payload = self._resume_payload(checkpoint)
@@ -117,6 +119,7 @@ class Trainer:
         model, optimizer = model_state(self.objective, self.optimizer, config=self.config, dist=self.dist)
         return {"step": self.step, "model": model, "optimizer": optimizer,
                 "scaler": self.scaler.state_dict(), "rng": rng, "nonfinite_skips": self.nonfinite_skips,
+                "data_skipped": {"total": self.data_skipped, "logged": self._skipped_logged},
                 "recipe": dump_recipe(self.recipe)}
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -127,6 +130,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(list(payload["rng"]["cuda"].cpu()))
         self.step = int(payload["step"])
         self.nonfinite_skips = int(payload.get("nonfinite_skips", 0))
+        skipped = payload.get("data_skipped", {})
+        self.data_skipped, self._skipped_logged = int(skipped.get("total", 0)), int(skipped.get("logged", 0))
 
     def _last_good(self) -> str:
         return str(ckpt.latest_checkpoint(self.run_dir / "checkpoints") or "none yet")
@@ -173,6 +178,7 @@ class Trainer:
         for micro in range(self.config.accumulate):
             batch = next(batches)
             samples += self.assembled.batch_size(batch["x"])
+            self._count_skipped(batch)
             with gradient_sync(self.model, config=self.config, dist=self.dist,
                                last_micro=micro == self.config.accumulate - 1):
                 output = self._forward(batch)
@@ -195,6 +201,24 @@ class Trainer:
         # Under FSDP each rank sees only its shards: the ranks agree, so all of them stop together.
         weights_bad = not all_finite(local_tensors(self.objective.parameters(), config=self.config, dist=self.dist))
         return output, samples, "weights" if all_agree(weights_bad, self.dist, self.device) else "ok"
+
+    def _count_skipped(self, batch: dict[str, Any]) -> None:
+        """Add the samples a stream batch left out under ``data.on_error: skip`` (summed over the ranks: every
+        rank's loader is a stream, so every rank joins the reduction)."""
+        if "skipped" not in batch:
+            return
+        self._stream_counts_skips = True
+        count = torch.as_tensor(batch["skipped"], dtype=torch.long).reshape(()).to(self.device)
+        if self.dist.enabled:
+            torch.distributed.all_reduce(count)
+        self.data_skipped += int(count)
+
+    def _skip_logs(self) -> dict[str, float]:
+        """``data/skipped`` since the previous metrics line and ``data/skipped_total``, for stream batches only."""
+        if not self._stream_counts_skips:
+            return {}
+        since, self._skipped_logged = self.data_skipped - self._skipped_logged, self.data_skipped
+        return {"data/skipped": float(since), "data/skipped_total": float(self.data_skipped)}
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> TrainResult:
@@ -250,7 +274,7 @@ class Trainer:
                 logged = self.step % config.log_every == 0 or self.step == config.steps
                 if logged:
                     last_logs = {"loss": float(output.loss), "lr": lr, "samples_per_s": rate,
-                                 **{k: float(v) for k, v in output.logs.items()}}
+                                 **{k: float(v) for k, v in output.logs.items()}, **self._skip_logs()}
                     writer.write(self.step, last_logs)
                 monitors.after_step(step=self.step, output=output, writer=writer, payload=self._payload,
                                     checkpoints=self.run_dir / "checkpoints", save_checkpoint=self.save_checkpoint)
@@ -280,7 +304,7 @@ class Trainer:
         return TrainResult(run_dir=self.run_dir, steps_done=self.step, seconds=seconds,
                            samples_per_second=samples_total / max(seconds, 1e-9), stopped_because=stopped_because,
                            cpu_seconds=time.process_time() - cpu_began, last_logs=last_logs,
-                           start_step=start_step)
+                           start_step=start_step, data_skipped=self.data_skipped)
 
     def _handle_nonfinite(self, output: Any, writer: MetricsWriter) -> None:
         """Count a step whose loss or gradients were NaN/Inf (no update was made); stop past the allowance.
