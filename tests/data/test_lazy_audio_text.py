@@ -160,3 +160,18 @@ def test_lazy_text_errors_name_file_and_line(tmp_path: Path, monkeypatch: pytest
     _jsonl(tmp_path / "ok.jsonl", [{"text": w, "label": i % 2} for i, w in enumerate(WORDS)])
     assert isinstance(text_file(train="ok.jsonl", tokenizer_vocab_size=60, data_root=tmp_path).train,
                       LazyTextDataset)
+
+
+def test_lazy_sets_decode_in_a_dataloader_worker(clips: Path, tmp_path: Path) -> None:
+    """The index, the tokeniser and the open-file cache cross into a worker; batches equal the in-process ones."""
+    from omnissl.data.tensors import training_loader
+
+    _jsonl(tmp_path / "rows.jsonl", [{"text": w, "label": i % 2} for i, w in enumerate(WORDS)])
+    text = text_file(train="rows.jsonl", in_memory=False, tokenizer_vocab_size=60, data_root=tmp_path)
+    audio = audio_folder(root="clips", in_memory=False, data_root=clips)
+    text.train.text(0)  # a file handle opened in the parent must not be shared with the worker
+    for bundle, key in ((text, "input_ids"), (audio, "wave")):
+        batches = [next(iter(training_loader(bundle.train, bundle, batch_size=3, seed=0, start_batch=0,
+                                             num_workers=workers))) for workers in (0, 1)]
+        assert torch.equal(batches[0]["x"][key], batches[1]["x"][key])
+        assert batches[0]["index"].tolist() == batches[1]["index"].tolist()
