@@ -41,7 +41,7 @@ def test_a_plugin_from_a_temporary_package_trains_end_to_end(tmp_path: Path) -> 
     rows = {r["name"]: r for r in json.loads((tmp_path / "run" / "eval.json").read_text())["main"]["rows"]}
     assert {"simclr (trained)", "random init", "raw input"} <= set(rows)
     # Four well-separated frequencies: the trained encoder's probe must beat chance (25 %) by far.
-    assert rows["simclr (trained)"]["probe"]["mean"] > 0.6
+    assert rows["simclr (trained)"]["cells"]["linear_probe"]["score"]["mean"] > 0.6
 
 
 def test_without_the_plugin_the_recipe_says_what_is_missing(tmp_path: Path) -> None:

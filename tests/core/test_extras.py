@@ -202,5 +202,5 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "torch.Size([4, 128])"  # what the snippet's last comment promises
-    assert "20 steps" in lines and any(line.startswith("| simclr (trained) | 128 |") for line in lines)
+    assert "20 steps" in lines and any(line.startswith("| simclr (trained) | ssl | 128 |") for line in lines)
     assert (tmp_path / "runs" / "in-code" / "export" / "encoder.safetensors").is_file()
