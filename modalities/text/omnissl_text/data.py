@@ -122,6 +122,15 @@ def encode_labels(labels: Sequence[Any], classes: Sequence[str] | None = None) -
     return [lookup[n] for n in names], tuple(classes)
 
 
+def encode_test_labels(raw: Sequence[Any] | None, count: int, classes: Sequence[str], *, test_path: Path,
+                       train_path: Path) -> list[int]:
+    """A separate test file's labels in the train file's class order; a label train never has is a DataError."""
+    unknown = sorted({str(v).strip() for v in (raw or [])} - set(classes))
+    if unknown:
+        raise DataError(f"{test_path}: labels {unknown} never occur in {train_path}")
+    return encode_labels(raw if raw is not None else [0] * count, classes)[0]
+
+
 def stratified_split(labels: Sequence[int], *, test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Fixed, seeded, stratified split of row indices: each class is cut in the same proportion."""
     generator = torch.Generator().manual_seed(seed)
@@ -235,10 +244,8 @@ def text_file(*, train: str, test: str | None = None, text_column: str = "text",
     if test_path is not None:
         test_texts, test_raw = read_text_file(test_path, text_column=text_column, label_column=label_column,
                                               file_format=file_format)
-        unknown = sorted({str(v).strip() for v in (test_raw or [])} - set(classes))
-        if unknown:
-            raise DataError(f"{test_path}: labels {unknown} never occur in {train_path}")
-        test_labels, _ = encode_labels(test_raw if test_raw is not None else [0] * len(test_texts), classes)
+        test_labels = encode_test_labels(test_raw, len(test_texts), classes, test_path=test_path,
+                                         train_path=train_path)
         train_part, test_part = (texts, labels), (test_texts, test_labels)
     else:
         train_rows, test_rows = stratified_split(labels, test_fraction=test_fraction, seed=split_seed)

@@ -10,7 +10,7 @@ import torch
 from omnissl.core.errors import DataError
 from omnissl.core.types import DataBundle
 from omnissl_text.collate import HashedTfidf, PadCollate
-from omnissl_text.data import FileFormat, encode_labels, file_format_of, stratified_split
+from omnissl_text.data import FileFormat, encode_labels, encode_test_labels, file_format_of, stratified_split
 from omnissl_text.lazy import LazyTextDataset, index_file
 from omnissl_text.tokenization import get_tokenizer
 
@@ -28,10 +28,8 @@ def lazy_text_file(train_path: Path, test_path: Path | None, *, text_column: str
         test_fmt = file_format_of(test_path, file_format)
         test_offsets, test_raw = index_file(test_path, fmt=test_fmt, text_column=text_column,
                                             label_column=label_column)
-        unknown = sorted({str(v).strip() for v in (test_raw or [])} - set(classes))
-        if unknown:
-            raise DataError(f"{test_path}: labels {unknown} never occur in {train_path}")
-        test_labels, _ = encode_labels(test_raw if test_raw is not None else [0] * len(test_offsets), classes)
+        test_labels = encode_test_labels(test_raw, len(test_offsets), classes, test_path=test_path,
+                                         train_path=train_path)
         parts = [(train_path, fmt, offsets, labels), (test_path, test_fmt, test_offsets, test_labels)]
     else:
         train_rows, test_rows = stratified_split(labels, test_fraction=test_fraction, seed=split_seed)
