@@ -19,17 +19,13 @@ import torch
 from torch import Tensor
 
 from omnissl.core.errors import ConfigError
+from omnissl.core.model_folders import error_summary, hub_or_local
 from omnissl.core.registry import ENCODERS
 from omnissl.core.types import Encoder, EncoderOutput
 from omnissl_image.pixels import PixelPreprocess, from_hf_processor
 
 Architecture = Literal["vit", "dinov2", "vit_mae", "clip_vision"]
 SUPPORTED = ("vit", "dinov2", "dinov2_with_registers", "vit_mae", "clip", "clip_vision_model")
-
-
-def _load_error(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 class HFVisionEncoder(Encoder):
@@ -119,11 +115,7 @@ def _random_model(architecture: Architecture, *, image_size: int, patch_size: in
 def _load_model(path: str, *, pretrained: bool, hub: bool) -> tuple[Any, Any, str]:
     import transformers as tf
 
-    local = Path(path).expanduser()
-    if not local.is_dir() and not hub:
-        raise ConfigError(f"encoder.path: '{path}' is not a local model folder; to download a Hub id "
-                          f"(e.g. facebook/dinov2-small) set encoder.hub: true on a machine with a network")
-    where, offline = (str(local), True) if local.is_dir() else (path, False)
+    where, offline = hub_or_local(path, hub=hub, example="facebook/dinov2-small")
     try:
         config = tf.AutoConfig.from_pretrained(where, local_files_only=offline)
         if config.model_type not in SUPPORTED:
@@ -144,9 +136,9 @@ def _load_model(path: str, *, pretrained: bool, hub: bool) -> tuple[Any, Any, st
     except OSError as error:
         raise ConfigError(f"encoder.path: {where} lacks a file hf_vision needs — config.json, weights and "
                           f"preprocessor_config.json (the image processor fixes the normalisation) "
-                          f"({_load_error(error)})") from None
+                          f"({error_summary(error)})") from None
     except Exception as error:  # noqa: BLE001 - safetensors/pickle/JSON errors all mean "bad folder"
-        raise ConfigError(f"encoder.path: {where} is not a loadable HF vision model ({_load_error(error)})") from None
+        raise ConfigError(f"encoder.path: {where} is not a loadable HF vision model ({error_summary(error)})") from None
     return model, processor, where
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from torch import Tensor
 
 from omnissl.core.errors import ConfigError
+from omnissl.core.model_folders import error_summary
 from omnissl.core.registry import ENCODERS
 from omnissl.core.types import Encoder, EncoderOutput
 from omnissl_image.pixels import PixelPreprocess
@@ -123,9 +124,8 @@ def build_timm(*, model: str = "resnet18", weights: str | None = None, pretraine
     except ConfigError:
         raise
     except Exception as error:  # noqa: BLE001 - timm raises RuntimeError/KeyError/safetensors errors for bad files
-        first = (str(error).strip().splitlines() or [""])[0][:200]
         raise ConfigError(f"encoder.weights: timm could not build '{model}' from {weights or 'random init'} "
-                          f"({type(error).__name__}: {first})") from None
+                          f"({error_summary(error)})") from None
     wanted = int(getattr(network, "in_chans", 3) or 3)
     if in_channels not in (1, wanted):
         raise ConfigError(f"encoder.model: '{model}' takes {wanted}-channel images, the data has {in_channels}")

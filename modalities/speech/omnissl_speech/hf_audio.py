@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from omnissl.core.errors import ConfigError
+from omnissl.core.model_folders import error_summary, hub_or_local
 from omnissl.core.registry import ENCODERS
 from omnissl.core.types import Encoder, EncoderOutput
 from omnissl_speech.features import as_audio
@@ -139,11 +140,7 @@ def _random_model(architecture: Architecture, *, dim: int, depth: int, heads: in
 def _load(path: str, *, pretrained: bool, hub: bool) -> tuple[Any, Any, str]:
     import transformers as tf
 
-    local = Path(path).expanduser()
-    if not local.is_dir() and not hub:
-        raise ConfigError(f"encoder.path: '{path}' is not a local model folder; to download a Hub id "
-                          f"(e.g. facebook/wav2vec2-base) set encoder.hub: true on a machine with a network")
-    where, offline = (str(local), True) if local.is_dir() else (path, False)
+    where, offline = hub_or_local(path, hub=hub, example="facebook/wav2vec2-base")
     try:
         config = tf.AutoConfig.from_pretrained(where, local_files_only=offline)
         if config.model_type not in SUPPORTED:
@@ -155,13 +152,10 @@ def _load(path: str, *, pretrained: bool, hub: bool) -> tuple[Any, Any, str]:
     except ConfigError:
         raise
     except OSError as error:
-        first = (str(error).strip().splitlines() or [""])[0][:200]
         raise ConfigError(f"encoder.path: {where} lacks a file hf_audio needs — config.json, weights and "
-                          f"preprocessor_config.json (the feature extractor) ({type(error).__name__}: {first})") from None
+                          f"preprocessor_config.json (the feature extractor) ({error_summary(error)})") from None
     except Exception as error:  # noqa: BLE001 - safetensors/pickle/JSON errors all mean "bad folder"
-        first = (str(error).strip().splitlines() or [""])[0][:200]
-        raise ConfigError(f"encoder.path: {where} is not a loadable HF audio model "
-                          f"({type(error).__name__}: {first})") from None
+        raise ConfigError(f"encoder.path: {where} is not a loadable HF audio model ({error_summary(error)})") from None
     for name in ("mask_time_prob", "mask_feature_prob", "layerdrop"):
         if hasattr(model.config, name):  # HF's own random SpecAugment / LayerDrop would make features random
             setattr(model.config, name, 0.0)
