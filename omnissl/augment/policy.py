@@ -66,11 +66,3 @@ def build_policy(augment: Augment, *, path: str, context: Mapping[str, Any] | No
     local_ops, local_count, local_per_view = _build_group(augment.local_views, f"{path}.local", context)
     return ViewPolicy(global_ops=global_ops, global_count=global_count, local_ops=local_ops, local_count=local_count,
                       global_per_view=global_per_view, local_per_view=local_per_view)
-
-
-def make_views(policies: Mapping[str, ViewPolicy], x: Any, *, paired: bool) -> Any:
-    """The objective's input for one collated batch input ``x``: each tower's policy applied to its part
-    (``{tower: ViewSet}``) for a paired recipe, else the single policy's ``ViewSet``."""
-    if paired:
-        return {name: policy(x[name]) for name, policy in policies.items()}
-    return policies["main"](x)

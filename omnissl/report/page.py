@@ -81,7 +81,7 @@ def _model_sections(run_dir: Path, figures: Path, *, data_root: str | Path | Non
     points = limit(split, max_points, seed=4)
     sections = []
     for tower, encoder in assembled.objective.towers.items():
-        select = (lambda x, t=tower: x[t]) if recipe.is_paired else (lambda x: x)
+        select = assembled.selector(tower)
         feats, labels, images = collect(encoder, points, bundle, select=select, keep_inputs=True, device=device)
         if labels.dim() != 1 or labels.shape[0] != feats.shape[0]:
             continue  # e.g. multi-label targets: no single colour per point

@@ -36,7 +36,6 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 
 from omnissl.train.assemble import assemble
-from omnissl.augment.policy import make_views
 from omnissl.core.config import load_recipe
 from omnissl.core.registry import ENCODERS, OBJECTIVES, load_plugins
 from omnissl.nn.sync_batchnorm import convert_sync_batchnorm
@@ -120,7 +119,7 @@ def build(name: str) -> tuple[nn.Module, Any]:
     bundle = assembled.bundle
     batch = bundle.collate([bundle.train[i] for i in range(WORLD * B)])
     torch.manual_seed(SEED)
-    views = make_views(assembled.policies, batch["x"], paired=assembled.recipe.is_paired)
+    views = assembled.views(batch["x"])  # {tower: ViewSet}; the objective unwraps a single tower
     return objective.train(), views
 
 
@@ -211,6 +210,8 @@ def split_draws(*, local_rows: int, rank: int, world: int) -> Iterator[list[str]
 
 
 def _first_graph(views: Any) -> Any:
+    if isinstance(views, dict) and len(views) == 1:  # one tower's views, as Assembled.views gives them
+        views = next(iter(views.values()))
     view = views.global_views[0] if isinstance(views, ViewSet) and views.global_views else getattr(views, "original", None)
     if isinstance(view, dict):
         view = view.get("graph")
