@@ -24,6 +24,7 @@ VERBS = (
     "validate",
     "train",
     "eval",
+    "pseudolabel",
     "report",
     "compare",
     "embed",
