@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("wav2vec2", "masked_spectrogram", "cpc")
+METHODS = ("wav2vec2", "masked_spectrogram", "cpc", "hubert")
 LABELS = ("digit", "speaker")
 
 
@@ -39,8 +40,11 @@ def evaluate(encoders: dict[str, Any], bundle: Any, config: Any, *, device: torc
                              include_raw=include_raw, kinds=kinds)
 
 
-def run_method(method: str, *, minutes: float, steps: int | None, data_root: str | None) -> dict[str, Any]:
-    overrides = [f"train.max_minutes={minutes}", "train.checkpoint_every=0", "train.knn_every=0"]
+def run_method(method: str, *, minutes: float, steps: int | None, data_root: str | None,
+               cpu_minutes: float | None = None) -> dict[str, Any]:
+    budget = [f"train.max_minutes={minutes}"] if cpu_minutes is None else \
+        ["train.max_minutes=null", f"train.max_cpu_minutes={cpu_minutes}"]
+    overrides = [*budget, "train.checkpoint_every=0", "train.knn_every=0"]
     if steps is not None:
         overrides.append(f"train.steps={steps}")
     recipe = load_recipe(ROOT / "recipes" / "speech" / f"{method}.yaml", overrides)
@@ -64,7 +68,8 @@ def run_method(method: str, *, minutes: float, steps: int | None, data_root: str
             "steps_done": result.steps_done, "stopped_because": result.stopped_because,
             "batch_size": recipe.train.batch_size, "wall_seconds": wall_s, "cpu_seconds": cpu_s,
             "threads": torch.get_num_threads(), "first_loss": records[0]["loss"] if records else None,
-            "last_logs": result.last_logs, "reports": reports}
+            "last_logs": result.last_logs, "reports": reports, "cpu_minutes_budget": cpu_minutes,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def table() -> str:
@@ -80,8 +85,10 @@ def table() -> str:
                 knn = " / ".join(f"{100 * v:.1f}" for v in row["knn"].values())
                 probe = f"{100 * row['probe']['mean']:.1f} ± {100 * row['probe']['std']:.1f}"
                 cells.setdefault(row["name"], {})[label] = f"{probe} | {knn}"
+        limit = (f", budget {result['cpu_minutes_budget']:g} CPU-min" if result.get("cpu_minutes_budget")
+                 else "")
         budget = (f"{result['steps_done']} steps × {result['batch_size']}, {result['wall_seconds'] / 60:.1f} wall-min, "
-                  f"{result['cpu_seconds'] / 60:.1f} CPU-min ({result['threads']} thread)")
+                  f"{result['cpu_seconds'] / 60:.1f} CPU-min ({result['threads']} thread{limit})")
         for name, by_label in cells.items():
             if name == "raw input":
                 raw = by_label
@@ -102,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock pretraining budget per method")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="CPU-time pretraining budget per method (train.max_cpu_minutes; replaces --minutes)")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None)
@@ -111,7 +120,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
         for method in args.methods:
-            result = run_method(method, minutes=args.minutes, steps=args.steps, data_root=args.data_root)
+            result = run_method(method, minutes=args.minutes, steps=args.steps, data_root=args.data_root,
+                                cpu_minutes=args.cpu_minutes)
             (RESULTS / f"speech.{method}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     markdown = ("# Speech benchmark (FSDD, official 2,700 / 300 split)\n\n"
                 "Linear probe: mean ± std over 3 seeds; k-NN: weighted, cosine. Utterance embedding = mean over "

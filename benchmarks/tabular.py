@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -69,16 +70,19 @@ def measure_encoders(encoders: dict[str, Any], bundle: Any, recipe: Any, seeds: 
     return rows_from(table)
 
 
-def run_method(method: str, minutes: float, steps: int | None, seeds: int) -> list[dict[str, Any]]:
-    overrides = [f"train.max_minutes={minutes}", "train.checkpoint_every=0", "train.knn_every=0"]
+def run_method(method: str, minutes: float, steps: int | None, seeds: int,
+               cpu_minutes: float | None = None) -> list[dict[str, Any]]:
+    budget = [f"train.max_minutes={minutes}"] if cpu_minutes is None else \
+        ["train.max_minutes=null", f"train.max_cpu_minutes={cpu_minutes}"]
+    overrides = [*budget, "train.checkpoint_every=0", "train.knn_every=0"]
     if steps is not None:
         overrides.append(f"train.steps={steps}")
     recipe = load_recipe(ROOT / "recipes" / "tabular" / f"{method}.yaml", overrides)
     assembled = assemble(recipe)
     with tempfile.TemporaryDirectory() as run_dir:
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         result = train(assembled, Path(run_dir) / "run")
-        seconds = time.perf_counter() - began
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
     encoder = next(iter(assembled.encoders.values()))
     random_encoder = next(iter(random_init_encoders(recipe, assembled.bundle, seed=recipe.seed + 1).values()))
     trained, fresh = measure_encoders({f"{method} ({recipe.encoder.name}, trained)": encoder,
@@ -86,8 +90,9 @@ def run_method(method: str, minutes: float, steps: int | None, seeds: int) -> li
                                       assembled.bundle, recipe, seeds)
     print(f"{method}: {result.steps_done} steps in {seconds:.0f}s → {trained}", flush=True)
     rows = [{**trained, "method": method, "steps": result.steps_done, "train_seconds": round(seconds, 1),
-             "stopped": result.stopped_because, "batch_size": recipe.train.batch_size}]
-    rows.append({**fresh, "method": "random_init"})
+             "stopped": result.stopped_because, "batch_size": recipe.train.batch_size,
+             "train_cpu_s": round(cpu_seconds, 1), "overrides": overrides}]
+    rows.append({**fresh, "method": "random_init", "of": method})
     return rows
 
 
@@ -126,6 +131,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                   for f in FRACTIONS]
         knn = f"{100 * row['knn20']:.2f}" if row.get("knn20") is not None else "—"
         budget = f"{row['steps']} ({row['train_seconds']:.0f}s)" if "steps" in row else "—"
+        if "train_cpu_s" in row:
+            budget = f"{row['steps']} ({row['train_seconds']:.0f} wall-s, {row['train_cpu_s']:.0f} CPU-s)"
         lines.append("| " + " | ".join([row["row"], str(row.get("dim") or "—"), knn, *probes,
                                          paired_gain(row, reference, "1%"), budget]) + " |")
     return "\n".join(lines)
@@ -138,6 +145,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the recipes' step counts")
     parser.add_argument("--seeds", type=int, default=3, help="label-subset draws per fraction")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tabular")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="CPU-time SSL budget per method (train.max_cpu_minutes; replaces --minutes)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep <out>.json's rows and baselines (same --seeds), add or replace these methods' rows")
     parser.add_argument("--table-only", action="store_true", help="re-render <out>.md from <out>.json")
     args = parser.parse_args()
     if args.table_only:
@@ -147,30 +158,50 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     began = time.time()
-    rows, _ = baselines(args.seeds)
+    saved = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8")) if args.append else None
+    if saved is not None:
+        drawn = len(saved["rows"][0]["probe"]["1%"]["per_seed"])
+        if drawn != args.seeds:
+            raise SystemExit(f"--append: {args.out.with_suffix('.json')} has {drawn} label draws, --seeds {args.seeds}")
+        rows = [r for r in saved["rows"] if r["method"] not in args.methods and r.get("of") not in args.methods]
+    else:
+        rows, _ = baselines(args.seeds)
     print(table(rows), flush=True)
     for method in args.methods:
-        rows += run_method(method, args.minutes, args.steps, args.seeds)
+        rows += run_method(method, args.minutes, args.steps, args.seeds, args.cpu_minutes)
+    budget = f"--minutes {args.minutes:g}" if args.cpu_minutes is None else f"--cpu-minutes {args.cpu_minutes:g}"
     command = ("OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/tabular.py --methods "
-               f"{' '.join(args.methods)} --minutes {args.minutes:g} --seeds {args.seeds}"
-               + (f" --steps {args.steps}" if args.steps else ""))
+               f"{' '.join(args.methods)} {budget} --seeds {args.seeds}"
+               + (f" --steps {args.steps}" if args.steps else "") + (" --append" if args.append else ""))
     meta = {"command": command, "threads": 1, "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "total_minutes": round((time.time() - began) / 60, 1),
-            "test_rows": 16281, "train_rows": 32561}
+            "test_rows": 16281, "train_rows": 32561, "minutes": args.minutes, "cpu_minutes": args.cpu_minutes,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    if saved is not None:
+        meta["earlier"] = [*saved["meta"].get("earlier", []), saved["meta"]]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2), encoding="utf-8")
     write_markdown(args.out, meta, rows, seeds=args.seeds, minutes=args.minutes)
 
 
+def budget_text(meta: dict[str, Any], minutes: float) -> str:
+    """Each command's budget: wall-clock minutes (the first rows) or CPU minutes (rows with a CPU-s figure)."""
+    parts = [f"{m['cpu_minutes']:g} CPU-min" if m.get("cpu_minutes") else f"{m.get('minutes', minutes):g} wall-clock min"
+             for m in [*meta.get("earlier", []), meta]]
+    return " / ".join(dict.fromkeys(parts))
+
+
 def write_markdown(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], *, seeds: int, minutes: float) -> None:
-    command = meta["command"]
+    commands = [m["command"] for m in [*meta.get("earlier", []), meta]]
+    command = "`  \n`".join(commands)
     text = (f"# UCI Adult: frozen-feature probes at 1 % / 10 % / 100 % labels\n\n`{command}`\n\n"
             f"Official split (32,561 train / 16,281 test). Linear probe = L2 logistic regression, decay chosen on a "
             f"20 % validation part of the labelled subset (grid {PROBE['weight_decays']}); mean ± std over "
             f"{seeds} label draws, the same draws for every row (100 %: over probe validation splits). "
             f"HistGradientBoosting: scikit-learn defaults, native categorical splits. SSL on one shared CPU "
-            f"thread, ≤ {minutes:g} min per method (steps and seconds in the last column); whole script "
-            f"{meta['total_minutes']} min.\n\n{table(rows)}\n\n{CAVEATS}\n")
+            f"thread, per method ≤ {budget_text(meta, minutes)} (steps and seconds in the last column); whole "
+            f"script {' + '.join(str(m['total_minutes']) for m in [*meta.get('earlier', []), meta])} min."
+            f"\n\n{table(rows)}\n\n{CAVEATS}\n")
     out.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)
 
