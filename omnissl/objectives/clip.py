@@ -14,6 +14,7 @@ differentiable, as before, made every gradient ``1/W`` too small.)
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -21,9 +22,9 @@ from torch.nn import functional as F
 
 from omnissl.core.collectives import gather_cat
 from omnissl.core.errors import ConfigError
-from omnissl.objectives.base import PairedObjective
 from omnissl.core.registry import OBJECTIVES
 from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.objectives.base import PairedObjective
 
 MAX_LOG_SCALE = math.log(100.0)
 
@@ -36,11 +37,18 @@ def clip_loss(a: Tensor, b: Tensor, *, log_scale: Tensor) -> Tensor:
 
 
 class PairedProjector(PairedObjective):
-    """Shared plumbing for CLIP-style objectives: per-tower projections, optional frozen towers (LiT)."""
+    """Shared plumbing for CLIP-style objectives: per-tower projections, optional frozen towers (LiT).
+
+    ``exactly_two``: CLIP and SigLIP pair two towers; ImageBind-style binding (``bind``) takes two or more.
+    """
+
+    exactly_two: ClassVar[bool] = True
 
     def __init__(self, encoders: dict[str, Encoder], *, embed_dim: int, frozen: list[str]) -> None:
-        if len(encoders) != 2:
+        if self.exactly_two and len(encoders) != 2:
             raise ConfigError(f"towers: {type(self).__name__} pairs exactly two towers, got {list(encoders)}")
+        if len(encoders) < 2:
+            raise ConfigError(f"towers: {type(self).__name__} needs at least two towers, got {list(encoders)}")
         unknown = [name for name in frozen if name not in encoders]
         if unknown:
             raise ConfigError(f"objective.frozen: no tower named {unknown}; towers: {list(encoders)}")
@@ -51,26 +59,35 @@ class PairedProjector(PairedObjective):
             encoders[name].requires_grad_(False)
         self.projections = nn.ModuleDict({n: nn.Linear(e.embed_dim, embed_dim, bias=False) for n, e in encoders.items()})
 
-    def train(self, mode: bool = True) -> "PairedProjector":
+    def train(self, mode: bool = True) -> PairedProjector:
         super().train(mode)
         for name in self.frozen:
             self.encoders[name].eval()
         return self
 
-    def embed(self, views: dict[str, ViewSet]) -> tuple[Tensor, Tensor, Tensor]:
-        """The two normalised projections gathered over ranks ``(N, E)`` and this rank's first-tower pooled
-        features ``(B, D)``."""
+    @property
+    def trained_pairs(self) -> list[tuple[str, str]]:
+        """The tower pairs the loss contrasts (retrieval marks every other pair as emergent)."""
+        return [(self.names[0], self.names[1])]
+
+    def project(self, views: dict[str, ViewSet]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Every tower's normalised projection gathered over ranks ``{tower: (N, E)}`` and this rank's pooled
+        backbone features ``{tower: (B, D_t)}``. Towers are gathered in ``names`` order, the same on every rank."""
         missing = [n for n in self.names if n not in views]
         if missing:
             raise ConfigError(f"towers: the batch has no input for tower(s) {missing}")
-        outs = {}
-        pooled_first = None
+        projected, pooled = {}, {}
         for name in self.names:
-            pooled = self.encoders[name](views[name].global_views[0]).pooled
-            pooled_first = pooled if pooled_first is None else pooled_first
-            outs[name] = F.normalize(self.projections[name](pooled).float(), dim=-1)
-        assert pooled_first is not None
-        return gather_cat(outs[self.names[0]]), gather_cat(outs[self.names[1]]), pooled_first
+            pooled[name] = self.encoders[name](views[name].global_views[0]).pooled
+            projected[name] = gather_cat(F.normalize(self.projections[name](pooled[name]).float(), dim=-1))
+        return projected, pooled
+
+    def embed(self, views: dict[str, ViewSet]) -> tuple[Tensor, Tensor, Tensor]:
+        """The two normalised projections gathered over ranks ``(N, E)`` and this rank's first-tower pooled
+        features ``(B, D)``."""
+        projected, pooled = self.project(views)
+        first, second = self.names[0], self.names[1]
+        return projected[first], projected[second], pooled[first]
 
 
 class CLIP(PairedProjector):
