@@ -94,6 +94,11 @@ def test_a_typo_inside_a_variant_fails(tmp_path: Path) -> None:
 def _root_with_shards(recipe: Any, data_root: Path, tmp_path: Path) -> Path:
     """Shard recipes (issue 19) stream what their first comment's ``omnissl shard`` writes: made here from the shared
     MNIST, into ``tmp_path`` (never into the data root), which then serves as their data root."""
+    if recipe.data.name == "parquet_shards":  # tabular rows as `omnissl shard adult` writes them, from an Adult slice
+        from tests.data.shardkit import table_shards
+
+        table_shards(data_root, tmp_path / "adult_shards", shard_size=250, max_train=2000, max_test=500)
+        return tmp_path
     if recipe.data.name != "webdataset":
         return data_root
     from omnissl.cli.main import main

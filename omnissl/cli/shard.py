@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     for split in splits:
         target = out / split if len(splits) > 1 or split != "train" or args.split_folders else out
         manifest = write_shards(source.samples(split, seed=args.seed, captions=args.captions), out=target, shard_size=args.shard_size,
-                                classes=source.classes, prefix=split)
+                                classes=source.classes, prefix=split, format=source.format, extra=source.extra)
         print(f"wrote {target}: {manifest['samples']} samples in {len(manifest['shards'])} shards "
               f"(fields {', '.join(manifest['fields'])})")
     for note in source.notes:

@@ -7,6 +7,12 @@ ships only ``label`` (``cls``: an integer class index). A recipe names the membe
 (``fields: {image: jpg, text: txt}``) and may pass options per field (``decode: {image: {image_size: 64}}``).
 A codec is built once per dataset split (the text codec fits or loads its tokeniser there) and pickled into the
 DataLoader workers, so ``decode`` runs in the workers.
+
+A *row* codec (``row=True``, e.g. ``omnissl_tabular``'s ``tabular`` for Parquet table rows) decodes the whole
+sample instead of one member: ``decode(row, where=)`` gets ``{column: value}`` (Parquet values as pyarrow gives
+them: float, str, None …), its ``build`` also gets ``manifest=`` (the training shards' ``manifest.json``, where
+encoding statistics fixed at shard time live) and its ``examples`` are whole rows. The recipe names it by its
+extension (``fields: {x: tabular}``), which is no column of the shard.
 """
 
 from __future__ import annotations
@@ -40,18 +46,19 @@ class CodecEntry:
     name: str
     extensions: tuple[str, ...]
     build: Callable[..., FieldCodec]  # keyword options from the recipe's ``decode.<field>`` + ``examples=`` (encoded members to fit on)
+    row: bool = False  # decodes whole rows ({column: value}); build also gets manifest=
 
 
 _CODECS: dict[str, CodecEntry] = {}
 
 
-def register_codec(name: str, *, extensions: Sequence[str], build: Callable[..., FieldCodec]) -> None:
+def register_codec(name: str, *, extensions: Sequence[str], build: Callable[..., FieldCodec], row: bool = False) -> None:
     """Make member extensions decodable; a second codec claiming an extension is an error, not an override."""
     for ext in extensions:
         for entry in _CODECS.values():
             if ext in entry.extensions and entry.name != name:
                 raise ConfigError(f"codec '{name}': extension '.{ext}' is already decoded by '{entry.name}'")
-    _CODECS[name] = CodecEntry(name=name, extensions=tuple(extensions), build=build)
+    _CODECS[name] = CodecEntry(name=name, extensions=tuple(extensions), build=build, row=row)
 
 
 def codec_for(extension: str, *, key: str) -> CodecEntry:

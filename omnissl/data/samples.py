@@ -25,8 +25,9 @@ class SampleDecoder:
     """Decodes ``(key, {ext: bytes})`` into ``{"x": {name: value}, "y": label}``; picklable into workers."""
 
     def __init__(self, *, fields: dict[str, str], codecs: dict[str, FieldCodec], label: str | None,
-                 label_codec: FieldCodec | None, on_error: OnError = "raise") -> None:
+                 label_codec: FieldCodec | None, on_error: OnError = "raise", row_fields: Sequence[str] = ()) -> None:
         self.fields, self.codecs = dict(fields), dict(codecs)
+        self.row_fields = frozenset(row_fields)  # fields whose codec decodes the whole row (tabular)
         self.label, self.label_codec = label, label_codec
         self.on_error = on_error
         self.skipped = 0
@@ -51,6 +52,9 @@ class SampleDecoder:
     def _decode(self, key: str, raw: dict[str, bytes], *, shard: str) -> dict[str, Any]:
         x = {}
         for name, ext in self.fields.items():
+            if name in self.row_fields:
+                x[name] = self.codecs[name].decode(raw, where=f"shard {shard}: key '{key}'")
+                continue
             data = self._member(key, raw, ext, name=name, shard=shard)
             x[name] = self.codecs[name].decode(data, where=f"shard {shard}: key '{key}' field '{name}' (.{ext})")
         y = -1

@@ -46,32 +46,40 @@ class DecodedList(Dataset[dict[str, Any]]):
         return None if sample is None else {**sample, "index": i}
 
 
-def _examples(shards: ShardSet, ext: str, count: int) -> list[bytes]:
+def _examples(shards: ShardSet, ext: str | None, count: int) -> list[Any]:
+    """The first ``count`` members ``.ext`` of the shards, or whole rows when ``ext`` is None (row codecs)."""
     def members() -> Any:
         for shard in shards.shards:
             for _, raw in iter_shard(shard, format=shards.format):
-                if ext in raw:
+                if ext is None:
+                    yield raw
+                elif ext in raw:
                     yield raw[ext]
 
     return list(islice(members(), count))
 
 
 def _decoder(*, fields: dict[str, str], label: str | None, decode: dict[str, dict[str, Any]], on_error: OnError,
-             examples: Any) -> SampleDecoder:
+             examples: Any, manifest: dict[str, Any] | None) -> SampleDecoder:
     if not fields:
         raise ConfigError("data.fields: name at least one input, e.g. {image: jpg}")
     unknown = sorted(set(decode) - set(fields))
     if unknown:
         raise ConfigError(f"data.decode.{unknown[0]}: not one of the fields {sorted(fields)}")
-    codecs = {}
+    codecs, rows = {}, []
     for name, ext in fields.items():
         entry = codec_for(ext, key=f"data.fields.{name}")
+        # a row codec (tabular) reads the whole row and the encoding the manifest fixed at shard time
+        extra = {"manifest": manifest} if entry.row else {}
         try:
-            codecs[name] = entry.build(**decode.get(name, {}), examples=examples(ext))
+            codecs[name] = entry.build(**decode.get(name, {}), examples=examples(None if entry.row else ext), **extra)
         except TypeError as error:
             raise ConfigError(f"data.decode.{name}: {error}") from error
+        if entry.row:
+            rows.append(name)
     label_codec = codec_for(label, key="data.label").build(examples=[]) if label else None
-    return SampleDecoder(fields=fields, codecs=codecs, label=label, label_codec=label_codec, on_error=on_error)
+    return SampleDecoder(fields=fields, codecs=codecs, label=label, label_codec=label_codec, on_error=on_error,
+                         row_fields=rows)
 
 
 def _spec(decoder: SampleDecoder, *, num_classes: int | None) -> dict[str, Any]:
@@ -82,6 +90,11 @@ def _spec(decoder: SampleDecoder, *, num_classes: int | None) -> dict[str, Any]:
     return spec
 
 
+def _raw(decoder: SampleDecoder) -> Any:
+    """A single field's raw-input baseline, when its codec offers one (tabular: standardised + one-hot)."""
+    return getattr(next(iter(decoder.codecs.values())), "raw_features", None) if len(decoder.codecs) == 1 else None
+
+
 def sharded(*, format: str, shards: Shards, test_shards: Shards | None, fields: dict[str, str], label: str | None,
             decode: dict[str, dict[str, Any]] | None, on_error: OnError, shuffle_buffer: int, examples: int,
             num_classes: int | None, data_root: Path, synthetic: int | None, seed: int) -> DataBundle:
@@ -90,22 +103,29 @@ def sharded(*, format: str, shards: Shards, test_shards: Shards | None, fields: 
         raise ConfigError(f"data.shuffle_buffer: must be at least 1, got {shuffle_buffer}")
     if synthetic is not None:
         raw: dict[str, list[bytes]] = {}
+        whole: list[list[dict[str, Any]]] = []  # rows of row codecs, merged into each sample
         for name, ext in fields.items():
-            raw[ext] = codec_for(ext, key=f"data.fields.{name}").build(examples=[]).synthetic(synthetic, seed=seed)
+            entry = codec_for(ext, key=f"data.fields.{name}")
+            made = entry.build(examples=[], **({"manifest": None} if entry.row else {})).synthetic(synthetic, seed=seed)
+            if entry.row:
+                whole.append(made)
+            else:
+                raw[ext] = made
         if label:
             raw[label] = [str(i % (num_classes or 2)).encode() for i in range(synthetic)]
-        decoder = _decoder(fields=fields, label=label, decode=decode, on_error=on_error,
-                           examples=lambda ext: raw[ext][:examples])
-        rows = [{ext: values[i] for ext, values in raw.items()} for i in range(synthetic)]
+        rows = [{**{k: v for part in whole for k, v in part[i].items()}, **{ext: values[i] for ext, values in raw.items()}}
+                for i in range(synthetic)]
+        decoder = _decoder(fields=fields, label=label, decode=decode, on_error=on_error, manifest=None,
+                           examples=lambda ext: rows[:examples] if ext is None else raw[ext][:examples])
         data = DecodedList(rows, decoder)
         return DataBundle(train=data, test=data, collate=DecodedCollate(decoder), num_classes=num_classes or 2,
-                          input_spec=_spec(decoder, num_classes=num_classes or 2),
+                          input_spec=_spec(decoder, num_classes=num_classes or 2), raw_features=_raw(decoder),
                           description=f"synthetic {format} samples")
     train_set = resolve_shards(shards, data_root=data_root, key="data.shards")
     if train_set.format != format:
         raise ConfigError(f"data.shards: these are {train_set.format} shards; use name: "
                           f"{'webdataset' if train_set.format == 'webdataset' else 'parquet_shards'}")
-    decoder = _decoder(fields=fields, label=label, decode=decode, on_error=on_error,
+    decoder = _decoder(fields=fields, label=label, decode=decode, on_error=on_error, manifest=train_set.manifest,
                        examples=lambda ext: _examples(train_set, ext, examples))
     test = None
     if test_shards is not None:
@@ -118,6 +138,7 @@ def sharded(*, format: str, shards: Shards, test_shards: Shards | None, fields: 
     names = [str(c) for c in classes] if classes and len(classes) == num_classes else None
     return DataBundle(train=train, test=test, collate=DecodedCollate(decoder), num_classes=num_classes,
                       input_spec=_spec(decoder, num_classes=num_classes), class_names=names,
+                      raw_features=_raw(decoder),
                       description=f"{format} shards: {train_set.samples} samples in {len(train_set.shards)} shards")
 
 

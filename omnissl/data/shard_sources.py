@@ -5,7 +5,10 @@
 - an image–caption manifest, ``.csv`` or ``.jsonl`` with ``image_path, caption[, label]`` (paths relative to the
   manifest): ``<ext>`` + ``txt`` (+ ``cls``);
 - a registered dataset name (``mnist``, ``fsdd``, ``cifar10`` …, read under the data root): in-memory images are
-  written as PNG, waveforms as FLAC, texts as UTF-8, with ``cls`` from the labels.
+  written as PNG, waveforms as FLAC, texts as UTF-8, with ``cls`` from the labels;
+- a registered table (``adult``, ``tabular_file`` …): Parquet rows of raw cells. Such a dataset, built inside
+  :func:`collecting_rows`, gives each split a ``shard_table`` (``len``, ``row(i) -> {column: cell}``,
+  ``manifest``: entries for ``manifest.json``, e.g. the schema fitted on train that every reader encodes with).
 
 Every file is read or counted: files of other types in a folder are reported with their count.
 """
@@ -18,6 +21,8 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,22 @@ from omnissl.core.errors import DataError
 
 log = logging.getLogger("omnissl.data")
 MEDIA = {"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "ppm", "pgm", "flac", "wav", "ogg", "mp3"}
-Sample = tuple[str, dict[str, bytes]]
+Sample = tuple[str, dict[str, Any]]
+_ROWS_WANTED: ContextVar[bool] = ContextVar("omnissl_shard_rows_wanted", default=False)
+
+
+def rows_wanted() -> bool:
+    """True while ``omnissl shard`` builds a dataset: a table then keeps its raw rows as ``shard_table``."""
+    return _ROWS_WANTED.get()
+
+
+@contextmanager
+def collecting_rows() -> Iterator[None]:
+    token = _ROWS_WANTED.set(True)
+    try:
+        yield
+    finally:
+        _ROWS_WANTED.reset(token)
 
 
 @dataclass
@@ -36,6 +56,8 @@ class Source:
     splits: dict[str, list[Callable[[], Sample]]]
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    format: str = "webdataset"  # "parquet" for table rows
+    extra: dict[str, Any] = field(default_factory=dict)  # more manifest entries (a table's fitted schema)
 
     def samples(self, split: str, *, seed: int, captions: str | None = None) -> Iterator[Sample]:
         """The split's samples in a seeded order; ``captions`` (``"a photo of a {}"``) adds a label-derived
@@ -144,17 +166,31 @@ def _encode_item(x: Any, *, spec: dict[str, Any], where: str) -> dict[str, bytes
                     f"{tuple(getattr(x, 'shape', ()))}); image (uint8 C×H×W) and audio datasets can be sharded")
 
 
-def from_dataset(name: str, *, data_root: Path) -> Source:
+def from_dataset(name: str, *, data_root: Path, params: dict[str, Any] | None = None) -> Source:
     from omnissl.core.config import Component
     from omnissl.core.instantiate import build_component
     from omnissl.core.registry import DATASETS, load_plugins
 
     load_plugins()
-    bundle = build_component(DATASETS, Component(name=name), "data", {"data_root": data_root, "seed": 0})
+    with collecting_rows():
+        bundle = build_component(DATASETS, Component(name=name, **(params or {})), "data",
+                                 {"data_root": data_root, "seed": 0})
+    return from_bundle(bundle, name=name)
+
+
+def from_bundle(bundle: Any, *, name: str) -> Source:
+    """A built bundle's splits as shard samples (a table's only when it was built inside :func:`collecting_rows`)."""
     source = Source(splits={}, classes=bundle.class_names)
     for split in ("train", "test"):
         dataset = getattr(bundle, split)
         if dataset is None:
+            continue
+        table = getattr(dataset, "shard_table", None)
+        if table is not None:
+            source.format = "parquet"
+            source.extra = dict(table.manifest)  # the train split's (both carry the one schema fitted on train)
+            source.splits[split] = [(lambda i=i, t=table, s=split: (f"{s}-row{i:09d}", t.row(i)))  # type: ignore[misc]
+                                    for i in range(len(table))]
             continue
 
         def maker(i: int, dataset: Any = dataset, split: str = split) -> Callable[[], Sample]:

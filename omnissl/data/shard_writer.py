@@ -21,7 +21,7 @@ from typing import Any
 from omnissl.core.errors import DataError
 from omnissl.data.shardlist import MANIFEST
 
-Sample = tuple[str, dict[str, bytes]]
+Sample = tuple[str, dict[str, Any]]  # bytes members; Parquet rows may also hold cells (float, str, None)
 
 
 def _sha256(path: Path) -> str:
@@ -49,9 +49,9 @@ def _write_parquet(path: Path, samples: Sequence[Sample]) -> None:
     names = sorted({ext for _, fields in samples for ext in fields})
     for ext in names:
         values = [fields.get(ext) for _, fields in samples]
-        # text members stay readable strings in Parquet; media stay bytes
+        # text members stay readable strings in Parquet; media stay bytes; table cells (float, str, None) as given
         if ext in ("txt", "text", "caption", "cls", "label"):
-            values = [None if v is None else v.decode("utf-8") for v in values]
+            values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
         columns[ext] = values
     pq.write_table(pa.table(columns), path)
 

@@ -50,3 +50,16 @@ def shard_bundle(root: Path, **params: Any) -> Any:
     load_plugins()
     spec = {"name": "webdataset", "shards": "train", "test_shards": "test", **params}
     return build_component(DATASETS, Component(**spec), "data", {"data_root": root, "seed": 0})
+
+
+def table_shards(data_root: Path, out: Path, *, name: str = "adult", shard_size: int = 100,
+                 **params: Any) -> Path:
+    """``out/train`` and ``out/test`` Parquet row shards of a registered table, as ``omnissl shard NAME`` writes
+    them (``params``: e.g. ``max_train`` to keep it small); returns ``out``."""
+    from omnissl.data.shard_sources import from_dataset
+
+    source = from_dataset(name, data_root=data_root, params=params)
+    for split in source.splits:
+        write_shards(source.samples(split, seed=0), out=out / split, shard_size=shard_size, format=source.format,
+                     classes=source.classes, prefix=split, extra=source.extra)
+    return out

@@ -8,3 +8,4 @@ from omnissl_tabular import augment, datasets, encoders, evaluation, objectives 
 from omnissl_tabular.data import bundle_from_frames  # noqa: F401,E402  (DataFrame ingestion from Python)
 from omnissl_tabular.schema import TabularSchema  # noqa: F401,E402
 from omnissl_tabular import dae  # noqa: F401,E402  (denoising autoencoder, issue 23)
+from omnissl_tabular import shards  # noqa: F401,E402  (the Parquet row codec, issue 19)

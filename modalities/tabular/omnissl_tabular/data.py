@@ -26,6 +26,7 @@ from torch import Tensor
 
 from omnissl.core.errors import DataError
 from omnissl.core.types import DataBundle
+from omnissl.data.shard_sources import rows_wanted
 from omnissl.data.tensors import TensorRows, collate_rows
 from omnissl_tabular.checks import check_columns_unique, check_has_rows, check_no_inf, first_csv_line
 from omnissl_tabular.schema import TabularSchema, Transformed
@@ -195,6 +196,12 @@ def bundle_from_frames(train: pd.DataFrame, test: pd.DataFrame | None, *, target
     (folder / "counts.json").write_text(json.dumps(counts, indent=2), encoding="utf-8")
     train_set = dataset_from(fitted, train_source)
     test_set = dataset_from(tested, test_source) if tested is not None else None
+    if rows_wanted():  # `omnissl shard` writes the raw cells + this schema (kept only then: it is the frame again)
+        from omnissl_tabular.shards import ShardTable
+
+        train_set.shard_table = ShardTable(train, schema, fitted.y, source=train_source, counts=counts)  # type: ignore[attr-defined]
+        if test_set is not None and test is not None and tested is not None:
+            test_set.shard_table = ShardTable(test, schema, tested.y, source=test_source, counts=counts)  # type: ignore[attr-defined]
     bundle = make_bundle(schema, train_set, test_set, description=f"{description} (schema: {schema_path})",
                          extra={"schema_path": str(schema_path), "missing_counts": counts})
     bundle.artifacts = {"schema.json": Path(schema_path), "counts.json": folder / "counts.json"}
