@@ -7,9 +7,15 @@
 
     OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python benchmarks/graph.py --datasets MUTAG Cora --seeds 3
 
-Training goes through the normal runner on ONE CPU thread, capped at ``--minutes`` wall-clock per run. Each
-(dataset, method) writes ``benchmarks/results/graph.<dataset>.<method>.json``; every invocation rewrites
-``graph.md`` and ``graph.json`` from all such files present, with the measured process CPU time per run.
+Budgets are **process CPU time** (``train.max_cpu_minutes`` = ``--cpu-minutes``, one thread), so rows stay
+comparable when other jobs share the machine; each run records its CPU seconds, steps and the load average.
+
+Choosing settings (``--tag NAME --set KEY=VALUE …``): the run goes to ``graph_sweep.json`` instead of the result
+files, with a **validation** score next to the test score; ``graph_sweep.md`` lists every setting and marks the
+one with the best validation score. Validation never reads a test label: Cora = accuracy on the public 500
+validation nodes; TU = the mean over the 10 outer folds of the inner 5-fold CV accuracy *on the training folds*
+(the held-out fold of each split is not scored). Without ``--tag`` a run writes
+``graph.<dataset>.<method>.json`` and ``graph.md``/``graph.json`` are rebuilt from every such file.
 """
 
 from __future__ import annotations
@@ -18,17 +24,28 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from graph_table import write_sweep_table, write_table  # benchmarks/ is on sys.path: run as a script
 from omnissl_graph.data import NodeDataset
-from omnissl_graph.evaluation import all_graphs, build_graph_svm_10fold, build_planetoid_split
+from omnissl_graph.evaluation import (
+    all_graphs,
+    all_node_embeddings,
+    build_graph_histogram_svm,
+    build_graph_svm_10fold,
+    build_planetoid_split,
+    graph_embeddings,
+)
 
 from omnissl.core.config import load_recipe
+from omnissl.eval.collapse import collapse_stats
 from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.train.runner import Trainer, read_metrics
 from omnissl.workflows.evaluation import evaluate_encoders
@@ -36,31 +53,76 @@ from omnissl.workflows.evaluation import evaluate_encoders
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TU = ("MUTAG", "PROTEINS", "NCI1")
-# method → (recipe, pretraining epochs): the papers' epoch counts (GraphCL / GraphMAE-TU: 20; GRACE Cora: 200).
+# method → (recipe, planned pretraining epochs); the CPU budget stops a run earlier if it is spent first.
 TU_METHODS = {"graphcl": ("graphcl.yaml", 20), "graphmae": ("graphmae_mutag.yaml", 20), "simclr": ("simclr.yaml", 20)}
 CORA_METHODS = {"grace": ("grace.yaml", 200), "graphmae": ("graphmae.yaml", 300), "dgi": ("dgi.yaml", 300)}
-PUBLISHED = {  # accuracy %, from the issue (InfoGraph/GraphCL/GraphMAE papers; DGI/GRACE/GraphMAE on Cora)
-    "MUTAG": {"InfoGraph": 89.01, "GraphCL": 86.80, "GraphMAE": 88.19},
-    "PROTEINS": {"InfoGraph": 74.44, "GraphCL": 74.39, "GraphMAE": 75.30},
-    "NCI1": {"InfoGraph": 76.20, "GraphCL": 77.87, "GraphMAE": 80.40},
-    "Cora": {"DGI": 82.3, "GRACE": 81.9, "GraphMAE": 84.2},
-}
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def score(encoder: torch.nn.Module | None, bundle: Any, dataset: str, seed: int, recipe: Any) -> dict[str, Any]:
     """The published protocol for one encoder (``None``: the raw features) through the engine — the registered
-    ``planetoid_split`` (Cora) or ``graph_svm_10fold`` (TU) protocol ``omnissl eval`` runs for these recipes."""
+    ``planetoid_split`` (Cora) or ``graph_svm_10fold`` (TU) protocol ``omnissl eval`` runs for these recipes.
+    TU with ``encoder=None`` also scores the degree + label histogram baseline (``histogram``)."""
     protocol = build_planetoid_split() if dataset == "Cora" else build_graph_svm_10fold()
+    protocols = [protocol] if dataset == "Cora" or encoder is not None else [protocol, build_graph_histogram_svm()]
     encoders = {} if encoder is None else {"encoder": encoder}
     table = evaluate_encoders(encoders, bundle, recipe.eval, device=torch.device("cpu"), dataset_name=dataset,
-                              include_raw=encoder is None, seed=seed, protocols=[protocol])
+                              include_raw=encoder is None, seed=seed, protocols=protocols)
+    cells = {row["name"]: row["cells"][protocol.name] for row in table.rows if protocol.name in row["cells"]}
     found = table.rows[0]["cells"][protocol.name]
-    return {"mean": found["score"]["mean"], "std": found["score"]["std"], "metrics": found["metrics"]}
+    out = {"mean": found["score"]["mean"], "std": found["score"]["std"], "metrics": found["metrics"]}
+    if "degree + label histograms" in cells:
+        out["histogram"] = cells["degree + label histograms"]["score"]["mean"]
+    if dataset == "Cora":
+        out["val"] = found["details"]["val"]
+    return out
 
 
-def pretrain(dataset: str, method: str, seed: int, minutes: float, data_root: str | None) -> dict[str, Any]:
-    recipe_file, epochs = (CORA_METHODS if dataset == "Cora" else TU_METHODS)[method]
-    overrides = [f"seed={seed}", f"train.max_minutes={minutes}", "train.checkpoint_every=0", "train.knn_every=0"]
+def tu_validation(features: torch.Tensor, labels: torch.Tensor, *, seed: int) -> float:
+    """Mean over the protocol's 10 outer folds (same split, same seed) of the best inner 5-fold CV accuracy on
+    each *training* part: a validation score that never scores a held-out fold."""
+    from omnissl_graph.evaluation import C_GRID
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    x, y = features.double().numpy(), labels.long().numpy()
+    scores = []
+    for train, _ in StratifiedKFold(10, shuffle=True, random_state=seed).split(x, y):
+        search = GridSearchCV(make_pipeline(StandardScaler(), SVC()), {"svc__C": list(C_GRID)},
+                              cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+        scores.append(float(search.fit(x[train], y[train]).best_score_))
+    return statistics.fmean(scores)
+
+
+def embeddings(encoder: Any, bundle: Any, dataset: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if dataset == "Cora":
+        return all_node_embeddings(encoder, bundle.train.graph), None
+    return graph_embeddings(encoder, bundle)
+
+
+def describe(encoder: Any, bundle: Any, dataset: str, seed: int, recipe: Any, *, validate: bool) -> dict[str, Any]:
+    """Test score, the validation score (sweeps) and the collapse monitor's numbers for one frozen encoder."""
+    found = score(encoder, bundle, dataset, seed, recipe)
+    features, labels = embeddings(encoder, bundle, dataset)
+    stats = collapse_stats(features)
+    found["effective_rank"], found["embedding_std"] = stats["effective_rank"], stats["embedding_std"]
+    if validate and dataset != "Cora":
+        found["val"] = tu_validation(features, labels, seed=seed)
+    return found
+
+
+def pretrain(dataset: str, method: str, seed: int, cpu_minutes: float, data_root: str | None, *,
+             epochs: int | None = None, extra: tuple[str, ...] = (), validate: bool = False) -> dict[str, Any]:
+    """One pretraining run under a ``cpu_minutes`` process-CPU budget, scored with its random-init twin."""
+    recipe_file, default_epochs = (CORA_METHODS if dataset == "Cora" else TU_METHODS)[method]
+    epochs = epochs or default_epochs
+    overrides = [f"seed={seed}", f"train.max_cpu_minutes={cpu_minutes}", "train.max_minutes=null",
+                 "train.checkpoint_every=0", "train.knn_every=0", *extra]
     if dataset != "Cora":
         overrides.append(f"data.dataset={dataset}")
     recipe = load_recipe(ROOT / "recipes" / "graph" / recipe_file, overrides)
@@ -77,18 +139,21 @@ def pretrain(dataset: str, method: str, seed: int, minutes: float, data_root: st
     recipe = load_recipe(ROOT / "recipes" / "graph" / recipe_file,
                          overrides + [f"train.steps={steps}", f"train.batch_size={batch}"])
     assembled = dataclasses.replace(assembled, recipe=recipe, bundle=dataclasses.replace(bundle, train=train_set))
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as run_dir:
         cpu0, wall0 = time.process_time(), time.time()
         result = Trainer(assembled, Path(run_dir) / "run").fit()
         cpu_s, wall_s = time.process_time() - cpu0, time.time() - wall0
         losses = [r["loss"] for r in read_metrics(Path(run_dir) / "run") if "loss" in r]
+    load_after = load_average()
     encoder = next(iter(assembled.encoders.values()))
     random_init = next(iter(random_init_encoders(recipe, bundle, seed=seed + 1).values()))
-    return {"seed": seed, "steps_done": result.steps_done, "steps_planned": steps, "batch_size": batch,
-            "stopped_because": result.stopped_because, "cpu_seconds": cpu_s, "wall_seconds": wall_s,
+    return {"seed": seed, "epochs": epochs, "steps_done": result.steps_done, "steps_planned": steps,
+            "batch_size": batch, "stopped_because": result.stopped_because, "cpu_seconds": cpu_s,
+            "wall_seconds": wall_s, "load_before": load_before, "load_after": load_after,
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-            "accuracy": score(encoder, bundle, dataset, seed, recipe),
-            "random_init_accuracy": score(random_init, bundle, dataset, seed, recipe),
+            "accuracy": describe(encoder, bundle, dataset, seed, recipe, validate=validate),
+            "random_init_accuracy": describe(random_init, bundle, dataset, seed, recipe, validate=False),
             "recipe": f"recipes/graph/{recipe_file}", "overrides": overrides, "_bundle": bundle, "_recipe": recipe}
 
 
@@ -101,64 +166,63 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
 
 
-def run(dataset: str, method: str, seeds: int, minutes: float, data_root: str | None) -> dict[str, Any]:
-    runs = [pretrain(dataset, method, seed, minutes, data_root) for seed in range(seeds)]
-    bundle, recipe = runs[0].pop("_bundle"), runs[0].pop("_recipe")
-    for r in runs[1:]:
+def run(dataset: str, method: str, seeds: int, cpu_minutes: float, data_root: str | None, *,
+        epochs: int | None = None, extra: tuple[str, ...] = (), validate: bool = False) -> dict[str, Any]:
+    runs = [pretrain(dataset, method, seed, cpu_minutes, data_root, epochs=epochs, extra=extra, validate=validate)
+            for seed in range(seeds)]
+    bundle, recipe = runs[0]["_bundle"], runs[0]["_recipe"]
+    for r in runs:
         r.pop("_bundle"), r.pop("_recipe")
-    raw = raw_baseline(dataset, bundle, 0, recipe)
-    out = {"dataset": dataset, "method": method, "threads": torch.get_num_threads(), "minutes_cap": minutes,
+    raw = score(None, bundle, dataset, 0, recipe)
+    out = {"dataset": dataset, "method": method, "threads": torch.get_num_threads(), "cpu_minutes_cap": cpu_minutes,
+           "settings": list(extra), "epochs": runs[0]["epochs"],
            "protocol": "logreg public split" if dataset == "Cora" else "SVM 10-fold CV (C by inner 5-fold)",
            "accuracy": mean_std([r["accuracy"]["mean"] for r in runs]),
            "fold_std": statistics.fmean(r["accuracy"]["std"] for r in runs),
-           "random_init": mean_std([r["random_init_accuracy"]["mean"] for r in runs]), "raw": raw,
+           "random_init": mean_std([r["random_init_accuracy"]["mean"] for r in runs]),
+           "delta_vs_random": mean_std([r["accuracy"]["mean"] - r["random_init_accuracy"]["mean"] for r in runs]),
+           "raw": raw["mean"], "histogram": raw.get("histogram"),
            "cpu_seconds": mean_std([r["cpu_seconds"] for r in runs]), "runs": runs}
+    if validate:
+        out["val"] = mean_std([r["accuracy"]["val"] for r in runs])
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}), flush=True)
     return out
 
 
-def write_table(command: str) -> None:
-    results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("graph.*.*.json"))]
-    order = {name: i for i, name in enumerate([*TU, "Cora"])}
-    results.sort(key=lambda r: (order.get(r["dataset"], 9), r["method"]))
-    lines = ["# Graph benchmark (measured)", "", f"Command: `{command}`", "",
-             ("TU: SVM (C from {1e-3…1e3} by inner 5-fold CV), 10-fold stratified CV over all graphs; the ± is the "
-              "std over folds (averaged over training seeds when several). Cora: logistic regression on the public "
-              "split (140 train / 500 val for C / 1,000 test); the ± is the std over training seeds. Pretraining sees "
-              "every graph/node without labels, as in the papers. CPU s = process CPU time of pretraining, one "
-              "thread."), "",
-             "| dataset | method | seeds | steps | accuracy % | random init % | raw features % | CPU s / run | published % |",
-             "|---|---|---:|---:|---|---|---:|---:|---|"]
-    for r in results:
-        seeds = len(r["runs"])
-        std = r["accuracy"]["std"] if r["dataset"] == "Cora" else r["fold_std"]
-        steps = f"{r['runs'][0]['steps_done']}/{r['runs'][0]['steps_planned']}"
-        published = ", ".join(f"{k} {v:.2f}" for k, v in PUBLISHED[r["dataset"]].items())
-        spread = f" ± {100 * std:.2f}" if r["dataset"] != "Cora" or seeds > 1 else " (1 seed)"
-        lines.append(f"| {r['dataset']} | {r['method']} | {seeds} | {steps} | {100 * r['accuracy']['mean']:.2f}"
-                     f"{spread} | {100 * r['random_init']['mean']:.2f} | {100 * r['raw']:.2f} | "
-                     f"{r['cpu_seconds']['mean']:.1f} | {published} |")
-    lines += ["", "steps a/b: b = planned steps (the paper's epochs for GraphCL, GraphMAE on TU and GRACE; 300 of "
-              "GraphMAE's 1,500 Cora epochs; 300 for DGI, which early-stops in the paper), a = steps done before the "
-              "wall-clock cap "
-              "(`--minutes`) on a shared 2-core machine (load ≈ 16 while these ran, so wall ≫ CPU time). Random "
-              "init = the recipe's architecture untrained (GIN on TU; GCN for GRACE/DGI, GAT for GraphMAE on Cora). "
-              "Raw features: TU = per-graph sum and mean of one-hot node labels; Cora = bag of words."]
-    (RESULTS / "graph.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (RESULTS / "graph.json").write_text(json.dumps({"command": command, "published": PUBLISHED,
-                                                    "results": results}, indent=2), encoding="utf-8")
-    print("\n".join(lines))
+def record_sweep(result: dict[str, Any], tag: str) -> None:
+    path = RESULTS / "graph_sweep.json"
+    sweep = json.loads(path.read_text()) if path.exists() else {"entries": []}
+    key = (result["dataset"], result["method"], tag)
+    sweep["entries"] = [e for e in sweep["entries"] if (e["dataset"], e["method"], e["tag"]) != key]
+    sweep["entries"].append({**result, "tag": tag})
+    path.write_text(json.dumps(sweep, indent=2), encoding="utf-8")
+
+
+def promote(dataset: str, method: str, tag: str) -> None:
+    """Copy a sweep entry (``best``: the highest validation mean) to the result file the table shows."""
+    entries = [e for e in json.loads((RESULTS / "graph_sweep.json").read_text())["entries"]
+               if (e["dataset"], e["method"]) == (dataset, method)]
+    chosen = max(entries, key=lambda e: e["val"]["mean"]) if tag == "best" else \
+        next(e for e in entries if e["tag"] == tag)
+    (RESULTS / f"graph.{dataset}.{method}.json").write_text(json.dumps(chosen, indent=2), encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["MUTAG", "Cora"], choices=[*TU, "Cora"])
     parser.add_argument("--methods", nargs="+", default=None, help="default: every method of each dataset")
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock cap per pretraining run")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cpu-minutes", type=float, default=5.0, help="process-CPU budget per pretraining run")
+    parser.add_argument("--epochs", type=int, default=None, help="planned epochs (default: the method's own)")
+    parser.add_argument("--set", dest="extra", nargs="*", default=[], help="recipe overrides KEY=VALUE (a sweep)")
+    parser.add_argument("--tag", default=None, help="name of this setting: record it in graph_sweep.json")
+    parser.add_argument("--final", action="store_true", help="with --tag: also write the result file (the "
+                        "setting the table shows; use it for the recipe's own, validation-chosen settings)")
+    parser.add_argument("--promote", default=None, metavar="TAG", help="copy sweep entry TAG (or 'best', by "
+                        "validation) of each --datasets × --methods to its result file; trains nothing")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--table-only", action="store_true", help="only rebuild graph.md/json from the result files")
+    parser.add_argument("--table-only", action="store_true", help="only rebuild the tables from the result files")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -167,10 +231,19 @@ def main() -> None:
         for method in args.methods or list(methods):
             if method not in methods:
                 continue
-            result = run(dataset, method, args.seeds, args.minutes, args.data_root)
-            (RESULTS / f"graph.{dataset}.{method}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    write_table("OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python benchmarks/graph.py "
-                "--datasets <D…> --seeds <S> --minutes <M> --threads 1")
+            if args.promote:
+                promote(dataset, method, args.promote)
+                continue
+            result = run(dataset, method, args.seeds, args.cpu_minutes, args.data_root, epochs=args.epochs,
+                         extra=tuple(args.extra), validate=args.tag is not None)
+            result["command"] = " ".join(["benchmarks/graph.py", *sys.argv[1:]])
+            if args.tag is not None:
+                record_sweep(result, args.tag)
+            if args.tag is None or args.final:
+                (RESULTS / f"graph.{dataset}.{method}.json").write_text(json.dumps(result, indent=2),
+                                                                        encoding="utf-8")
+    write_sweep_table(RESULTS)
+    write_table(RESULTS, TU)
 
 
 if __name__ == "__main__":
