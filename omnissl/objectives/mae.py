@@ -6,11 +6,20 @@ encoder runs on the visible ``(B, L ≈ (1 − ratio)·N, D)`` only — the sour
 decoder with mask tokens predicts all ``(B, N, P)``. Loss: per-token mean squared error on masked positions only,
 optionally against per-token normalised targets (``norm_target``, the paper's "norm pix" variant, §4 / Table 1e).
 Paper defaults: ratio 0.75, decoder 8 blocks × 512-d; the paper's ablation shows 1 block works for fine-tuning.
+
+Discrete tokens (text): an encoder with ``reconstruction_classes = V`` gives ids ``(B, N)`` as its target, and the
+loss is the cross-entropy of the decoder's ``(M, V)`` logits at the ``M`` masked positions (``norm_target`` does
+not apply). Unlike MLM, which feeds ``[MASK]`` tokens to the encoder, the encoder still sees the visible tokens
+only. An encoder's ``always_visible_tokens(x) → (B, N) bool`` (text's special tokens) are never masked.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from omnissl.core.errors import ConfigError, DataError
 from omnissl.objectives._global_stats import global_log, masked_share
@@ -46,11 +55,26 @@ def masked_mse(prediction: Tensor, target: Tensor, masked: Tensor, *, norm_targe
     return masked_share((per_token * weight).sum(), weight.sum())
 
 
-def encode_visible(encoder: TokenEncoder, sequence: TokenSequence, *, ratio: float) -> tuple[EncoderOutput, MaskPlan]:
-    """Mask ``sequence`` at ``ratio`` and run ``encoder`` on its visible tokens only."""
+def masked_token_ce(logits: Tensor, ids: Tensor) -> Tensor:
+    """Mean cross-entropy of ``logits (M, V)`` against ``ids (M,)``; 0 (not NaN) when nothing is masked."""
+    total = F.cross_entropy(logits.float(), ids, reduction="sum")
+    return masked_share(total, torch.tensor(float(ids.numel()), device=logits.device))
+
+
+def pinned_tokens(encoder: TokenEncoder, x: Any) -> Tensor | None:
+    """The encoder's ``always_visible_tokens(x)`` ``(B, N)`` bool (text's specials), or ``None`` (images, speech)."""
+    pinned = getattr(encoder, "always_visible_tokens", None)
+    return None if pinned is None else pinned(x)
+
+
+def encode_visible(encoder: TokenEncoder, sequence: TokenSequence, *, ratio: float,
+                   always_visible: Tensor | None = None) -> tuple[EncoderOutput, MaskPlan]:
+    """Mask ``sequence`` at ``ratio`` (never the ``always_visible`` tokens) and run ``encoder`` on the visible
+    tokens only."""
     tokens = sequence.tokens
     batch, length = tokens.shape[:2]
-    plan = random_masking(batch, length, ratio=ratio, padding_mask=sequence.padding_mask, device=tokens.device)
+    plan = random_masking(batch, length, ratio=ratio, padding_mask=sequence.padding_mask, device=tokens.device,
+                          always_visible=always_visible)
     visible = gather_tokens(tokens, plan.ids_keep)
     if plan.keep_padding is not None:
         visible = visible.masked_fill(plan.keep_padding.unsqueeze(-1), 0.0)
@@ -64,8 +88,13 @@ class MAE(Objective):
                  decoder_heads: int, norm_target: bool, target_dim: int | None) -> None:
         super().__init__(encoder)
         self.mask_ratio, self.norm_target = mask_ratio, norm_target
+        self.classes: int | None = getattr(encoder, "reconstruction_classes", None)
+        if self.classes is not None and target_dim is not None and target_dim != self.classes:
+            raise ConfigError(f"objective.target_dim: {type(encoder).__name__} predicts {self.classes} token classes, "
+                              f"got target_dim {target_dim}; leave it out")
+        out_dim = self.classes if self.classes is not None else reconstruction_dim(encoder, target_dim)
         self.decoder = TokenDecoder(in_dim=encoder.embed_dim, dim=decoder_dim, depth=decoder_depth,
-                                    heads=decoder_heads, out_dim=reconstruction_dim(encoder, target_dim))
+                                    heads=decoder_heads, out_dim=out_dim)
 
     def forward(self, views: ViewSet) -> ObjectiveOutput:
         need_views(len(views.global_views), 1, "MAE")
@@ -76,9 +105,11 @@ class MAE(Objective):
         if target.shape[:2] != sequence.tokens.shape[:2]:
             raise DataError(f"reconstruction_target gives {tuple(target.shape)} but tokenize gives "
                             f"{tuple(sequence.tokens.shape)}: (B, N) must match")
-        out, plan = encode_visible(encoder, sequence, ratio=self.mask_ratio)
+        out, plan = encode_visible(encoder, sequence, ratio=self.mask_ratio, always_visible=pinned_tokens(encoder, x))
         if out.tokens is None:
             raise ConfigError(f"encoder {type(encoder).__name__} returned no tokens from encode_tokens")
+        if self.classes is not None:
+            return self.token_classes(out, plan, target, sequence)
         prediction = self.decoder(out.tokens, plan, length=sequence.tokens.shape[1],
                                   padding_mask=sequence.padding_mask)
         if prediction.shape[-1] != target.shape[-1]:
@@ -87,6 +118,22 @@ class MAE(Objective):
         loss = masked_mse(prediction, target, plan.masked, norm_target=self.norm_target)
         return ObjectiveOutput(loss=loss, embeddings=out.pooled.detach(),
                                logs={"masked_mse": global_log(loss), "visible_tokens": float(out.tokens.shape[1])})
+
+    def token_classes(self, out: EncoderOutput, plan: MaskPlan, ids: Tensor, sequence: TokenSequence) -> ObjectiveOutput:
+        """Discrete targets: ``ids (B, N)``; vocabulary logits only at the ``M`` masked positions ``(M, V)``."""
+        assert out.tokens is not None
+        if ids.dim() != 2 or ids.is_floating_point():
+            raise DataError(f"reconstruction_target of {type(self.encoder).__name__} must be (B, N) integer ids "
+                            f"for reconstruction_classes, got {tuple(ids.shape)} {ids.dtype}")
+        states = self.decoder.features(out.tokens, plan, length=sequence.tokens.shape[1],
+                                       padding_mask=sequence.padding_mask)
+        logits = self.decoder.out(states[plan.masked]).float()
+        targets = ids[plan.masked]
+        loss = masked_token_ce(logits, targets)
+        accuracy = masked_share((logits.argmax(dim=1) == targets).float().sum(), plan.masked.float().sum())
+        return ObjectiveOutput(loss=loss, embeddings=out.pooled.detach(),
+                               logs={"masked_ce": global_log(loss), "masked_accuracy": global_log(accuracy),
+                                     "visible_tokens": float(out.tokens.shape[1])})
 
 
 @OBJECTIVES.register("mae", description="MAE: encode visible tokens only, reconstruct masked ones (He et al., 2022)")

@@ -2,7 +2,8 @@
 
 Padding-aware: only real tokens (``padding_mask == False``) are ever kept or masked; each sample keeps
 ``floor((1 − ratio)·n_valid)`` tokens (at least one), so samples of different lengths get different counts and
-the visible subset is right-padded to the longest, with its own padding mask for the encoder.
+the visible subset is right-padded to the longest, with its own padding mask for the encoder. Variable-length
+padded batches (text, speech) work as they come: nothing assumes a fixed token count N.
 """
 
 from __future__ import annotations
@@ -27,14 +28,29 @@ class MaskPlan:
 
 
 def random_masking(batch: int, length: int, *, ratio: float, padding_mask: Tensor | None,
-                   device: torch.device) -> MaskPlan:
-    """Per-sample uniform random masking (MAE §3: shuffle, keep the first ``(1 − ratio)·N``)."""
+                   device: torch.device, always_visible: Tensor | None = None) -> MaskPlan:
+    """Per-sample uniform random masking (MAE §3: shuffle, keep the first ``(1 − ratio)·N``).
+
+    ``always_visible (B, N)`` bool (e.g. text's ``[CLS]``/``[SEP]``, which BERT never masks either): those real
+    tokens are always kept, first and in their order (so a CLS pool still reads ``[CLS]``), and the ratio applies
+    to the other real tokens: keep ``n_always + floor((1 − ratio)·n_other)``. ``None`` is the plain masking.
+    """
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"objective.mask_ratio: must be in [0, 1), got {ratio}")
     valid = torch.ones(batch, length, dtype=torch.bool, device=device) if padding_mask is None else ~padding_mask
     n_valid = valid.sum(dim=1)
-    n_keep = torch.floor(n_valid.float() * (1 - ratio)).long().clamp_min(1).minimum(n_valid.clamp_min(1))
-    noise = torch.rand(batch, length, device=device)
+    if always_visible is None:
+        n_keep = torch.floor(n_valid.float() * (1 - ratio)).long().clamp_min(1).minimum(n_valid.clamp_min(1))
+        noise = torch.rand(batch, length, device=device)
+    else:
+        if always_visible.shape != (batch, length):
+            raise ValueError(f"always_visible has shape {tuple(always_visible.shape)}, tokens ({batch}, {length})")
+        pinned = always_visible.to(device) & valid
+        n_free = (valid & ~pinned).sum(dim=1)
+        n_keep = (pinned.sum(dim=1) + torch.floor(n_free.float() * (1 - ratio)).long())
+        n_keep = n_keep.clamp_min(1).minimum(n_valid.clamp_min(1))
+        order = torch.arange(length, device=device, dtype=torch.float32) / length - 2.0  # in [-2, -1): sorts first
+        noise = torch.where(pinned, order.expand(batch, -1), torch.rand(batch, length, device=device))
     noise = noise.masked_fill(~valid, 2.0)  # padding sorts last, so it is never kept
     ids_keep = noise.argsort(dim=1)[:, : int(n_keep.max())]
     slots = torch.arange(ids_keep.shape[1], device=device).unsqueeze(0)
@@ -84,6 +100,11 @@ class TokenDecoder(nn.Module):
         self.out = nn.Linear(dim, out_dim)
 
     def forward(self, visible: Tensor, plan: MaskPlan, *, length: int, padding_mask: Tensor | None) -> Tensor:
+        return self.out(self.features(visible, plan, length=length, padding_mask=padding_mask))
+
+    def features(self, visible: Tensor, plan: MaskPlan, *, length: int, padding_mask: Tensor | None) -> Tensor:
+        """The normalised decoder states ``(B, N, dim)`` before ``out``: a vocabulary-sized ``out`` (text MAE) is
+        then applied to the masked positions only, not to all ``B·N``."""
         x = self.embed(visible)
         batch, _, dim = x.shape
         # Filler slots write to an extra position N that is dropped afterwards.
@@ -93,4 +114,4 @@ class TokenDecoder(nn.Module):
         full = full + sincos_positions(length, dim, device=x.device).to(full.dtype)
         for block in self.blocks:
             full = block(full, src_key_padding_mask=padding_mask)
-        return self.out(self.norm(full))
+        return self.norm(full)

