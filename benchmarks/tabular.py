@@ -41,7 +41,9 @@ CAVEATS = ("Caveats: Adult has no official validation split, and two settings we
            "this probe grid / validation fraction (with the core default grid [0, 1e-4, 1e-3, 1e-2] and a 10 % "
            "validation part, 1,500-step SCARF and VIME runs did not beat raw-feature logistic regression at 1 % labels). The 1 % "
            "column is noisy (~325 labelled rows); read it with the paired column. Budgets are CPU minutes on a "
-           "machine shared with other jobs, far below the papers' (SCARF/VIME: hundreds of epochs).")
+           "machine shared with other jobs, far below the papers' (SCARF/VIME: hundreds of epochs). Rows with CPU-s in the last column "
+           "(the DAE, issue 23) ran under train.max_cpu_minutes with the shipped recipe's settings, none tuned; "
+           "each command's load average is in the JSON's meta.")
 
 
 def protocols(seeds: int) -> list[Any]:
