@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -74,7 +75,8 @@ def run_one(method: str, dataset: str, seed: int, overrides: list[str]) -> dict[
             "stopped_because": result.stopped_because, "train_wall_s": round(result.seconds, 1),
             "train_cpu_s": round(cpu_seconds, 1), "final_loss": result.last_logs.get("loss"),
             "svm": trained, "random_init_svm": random_init,
-            "overrides": [*FITS.get((method, dataset), []), *overrides]}
+            "overrides": [*FITS.get((method, dataset), []), *overrides],
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def raw_baseline(dataset: str) -> dict[str, Any]:
@@ -118,6 +120,15 @@ def markdown(results: dict[str, Any]) -> str:
     if early:
         lines += ["", "Stopped before the recipe's step count (train.max_minutes is wall-clock, and the shared CPU "
                   "gave each run a fraction of a core): " + "; ".join(early) + "."]
+    fitted = sorted({f"{r['method']} on {r['dataset']}: " + ", ".join(o for o in r["overrides"] if o in
+                                                             FITS.get((r["method"], r["dataset"]), []))
+                     for r in results["runs"] if (r["method"], r["dataset"]) in FITS})
+    if fitted:
+        lines += ["", "Windows fitted to the shortest train series (not chosen on accuracy): " + "; ".join(fitted) + "."]
+    loads = [r["load_average"][0] for r in results["runs"] if "load_average" in r]
+    if loads:
+        lines += ["", (f"Load average (1 min) at the end of the runs that recorded it: {min(loads):.1f}–{max(loads):.1f} "
+                  "on 2 cores.")]
     lines += ["", ("Accuracy: fraction of the official test split. SVM: RBF kernel, gamma='scale', C ∈ {1e-4…1e4, ∞} "
                    "by stratified CV on the train split only (labels are used by nothing else). Random-init: the same "
                    "architecture untrained, same SVM. Raw series: the SVM on the flattened series (padding as 0). "
