@@ -7,5 +7,10 @@
 from __future__ import annotations
 
 from omnissl.eval import (  # noqa: F401  (registers them)
-    finetune, knn, label_efficiency, linear_probe, retrieval, self_training,
+    finetune,
+    knn,
+    label_efficiency,
+    linear_probe,
+    retrieval,
+    self_training,
 )

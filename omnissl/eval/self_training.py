@@ -67,7 +67,7 @@ def select_pseudo_labels(logits: Tensor, prior: Tensor, keep: float) -> tuple[Te
     rows = []
     for c in range(logits.shape[1]):
         members = (predicted == c).nonzero().flatten()
-        take = min(len(members), int(round(keep * logits.shape[0] * float(prior[c]))))
+        take = min(len(members), round(keep * logits.shape[0] * float(prior[c])))
         rows.append(members[confidence[members].argsort(descending=True)[:take]])
     chosen = torch.cat(rows).sort().values
     return chosen, predicted[chosen]

@@ -58,17 +58,17 @@ def choices_line(table: ResultTable) -> list[str]:
                      if s["pseudo_label_accuracy"] is not None]
             accuracy = f"{100 * sum(right) / len(right):.1f}%" if right else "—"
             reference = entry.get("label_efficiency")
+            tail = f"; label_efficiency protocol {format_column(reference)}" if reference else ""
             lines.append(f"- {row['name']} @{label}: {entry['labels']} labels, {gain(entry):+.2f} points; keep share "
-                         f"chosen on validation per seed {keeps}; pseudo-labels right {accuracy}"
-                         + (f"; label_efficiency protocol {format_column(reference)}" if reference else ""))
+                         f"chosen on validation per seed {keeps}; pseudo-labels right {accuracy}{tail}")
     return lines
 
 
 def markdown(tables: dict[str, ResultTable], *, header: str) -> str:
     parts = [header]
     for tower, table in tables.items():
-        parts += [f"\n{table.dataset} — tower '{tower}' — {table.train_samples} train / {table.test_samples} test "
-                  f"samples\n", table.table(), "", *choices_line(table)]
+        title = f"\n{table.dataset} — tower '{tower}' — {table.train_samples} train / {table.test_samples} test samples\n"
+        parts += [title, table.table(), "", *choices_line(table)]
     return "\n".join(parts) + "\n"
 
 
