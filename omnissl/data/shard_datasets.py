@@ -6,6 +6,8 @@ data: {name: webdataset, shards: shards/train, test_shards: shards/test, fields:
 ```
 ``fields`` maps each input (one entry: a single-modality batch; two or more: the paired ``x`` dict CLIP/SigLIP
 read) to a member extension (a Parquet column); ``label`` names the class member (``cls``; ``null`` for none);
+``verify`` (default true) checks each local shard against its manifest sha256 when first read
+(:func:`omnissl.data.shardread.verify_shard`);
 ``decode`` passes options to a field's codec (``{image: {image_size: 64}}``). Training streams
 (:mod:`omnissl.data.stream`); the test split is read by index, every sample once, in order. Codecs are built from
 the first ``examples`` members of the training shards (the text codec fits its tokeniser on them, the image codec
@@ -14,6 +16,7 @@ measures the channel mean/std the encoder normalises with).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +93,13 @@ def _spec(decoder: SampleDecoder, *, num_classes: int | None) -> dict[str, Any]:
     return spec
 
 
+def _checked(shards: ShardSet, verify: bool) -> ShardSet:
+    """``data.verify: false`` drops the manifest digests, so the readers hash nothing (the user's opt-out)."""
+    if not verify:
+        shards.shards = [replace(s, sha256=None) for s in shards.shards]
+    return shards
+
+
 def _raw(decoder: SampleDecoder) -> Any:
     """A single field's raw-input baseline, when its codec offers one (tabular: standardised + one-hot)."""
     return getattr(next(iter(decoder.codecs.values())), "raw_features", None) if len(decoder.codecs) == 1 else None
@@ -97,7 +107,8 @@ def _raw(decoder: SampleDecoder) -> Any:
 
 def sharded(*, format: str, shards: Shards, test_shards: Shards | None, fields: dict[str, str], label: str | None,
             decode: dict[str, dict[str, Any]] | None, on_error: OnError, shuffle_buffer: int, examples: int,
-            num_classes: int | None, data_root: Path, synthetic: int | None, seed: int) -> DataBundle:
+            num_classes: int | None, data_root: Path, synthetic: int | None, seed: int,
+            verify: bool = True) -> DataBundle:
     decode = decode or {}
     if shuffle_buffer < 1:
         raise ConfigError(f"data.shuffle_buffer: must be at least 1, got {shuffle_buffer}")
@@ -121,7 +132,7 @@ def sharded(*, format: str, shards: Shards, test_shards: Shards | None, fields: 
         return DataBundle(train=data, test=data, collate=DecodedCollate(decoder), num_classes=num_classes or 2,
                           input_spec=_spec(decoder, num_classes=num_classes or 2), raw_features=_raw(decoder),
                           description=f"synthetic {format} samples")
-    train_set = resolve_shards(shards, data_root=data_root, key="data.shards")
+    train_set = _checked(resolve_shards(shards, data_root=data_root, key="data.shards"), verify)
     if train_set.format != format:
         raise ConfigError(f"data.shards: these are {train_set.format} shards; use name: "
                           f"{'webdataset' if train_set.format == 'webdataset' else 'parquet_shards'}")
@@ -129,7 +140,8 @@ def sharded(*, format: str, shards: Shards, test_shards: Shards | None, fields: 
                        examples=lambda ext: _examples(train_set, ext, examples))
     test = None
     if test_shards is not None:
-        test = ShardMap(resolve_shards(test_shards, data_root=data_root, key="data.test_shards"), decoder)
+        test = ShardMap(_checked(resolve_shards(test_shards, data_root=data_root, key="data.test_shards"), verify),
+                        decoder)
     classes = train_set.classes
     if num_classes is None and classes:
         num_classes = len(classes)
@@ -150,11 +162,12 @@ _EXAMPLE = {"shards": "shards/train", "fields": {"x": "cls"}, "label": None}
 def webdataset(*, shards: Shards, fields: dict[str, str], test_shards: Shards | None = None, label: str | None = "cls",
                decode: dict[str, dict[str, Any]] | None = None, on_error: Literal["raise", "skip"] = "raise",
                shuffle_buffer: int = 1000, examples: int = 2000, num_classes: int | None = None,
-               data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+               data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0,
+               verify: bool = True) -> DataBundle:
     """Tar shards as webdataset writes them (``key.jpg`` + ``key.txt`` + ``key.cls`` adjacent in one tar)."""
     return sharded(format="webdataset", shards=shards, test_shards=test_shards, fields=fields, label=label,
                    decode=decode, on_error=on_error, shuffle_buffer=shuffle_buffer, examples=examples,
-                   num_classes=num_classes, data_root=data_root, synthetic=synthetic, seed=seed)
+                   num_classes=num_classes, data_root=data_root, synthetic=synthetic, seed=seed, verify=verify)
 
 
 @DATASETS.register("parquet_shards", modality="shards", description="Parquet shards: one sample per row",
@@ -163,8 +176,8 @@ def parquet_shards(*, shards: Shards, fields: dict[str, str], test_shards: Shard
                    label: str | None = "cls", decode: dict[str, dict[str, Any]] | None = None,
                    on_error: Literal["raise", "skip"] = "raise", shuffle_buffer: int = 1000, examples: int = 2000,
                    num_classes: int | None = None, data_root: Path = Path("."), synthetic: int | None = None,
-                   seed: int = 0) -> DataBundle:
+                   seed: int = 0, verify: bool = True) -> DataBundle:
     """Columns are fields (``fields: {text: txt}`` reads column ``txt``); strings are read as UTF-8 text."""
     return sharded(format="parquet", shards=shards, test_shards=test_shards, fields=fields, label=label,
                    decode=decode, on_error=on_error, shuffle_buffer=shuffle_buffer, examples=examples,
-                   num_classes=num_classes, data_root=data_root, synthetic=synthetic, seed=seed)
+                   num_classes=num_classes, data_root=data_root, synthetic=synthetic, seed=seed, verify=verify)

@@ -9,7 +9,6 @@ no manifest: a folder without ``manifest.json`` is an unfinished conversion. Sam
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -20,16 +19,9 @@ from typing import Any
 
 from omnissl.core.errors import DataError
 from omnissl.data.shardlist import MANIFEST
+from omnissl.data.shardread import file_sha256
 
 Sample = tuple[str, dict[str, Any]]  # bytes members; Parquet rows may also hold cells (float, str, None)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_tar(path: Path, samples: Sequence[Sample]) -> None:
@@ -77,7 +69,7 @@ def write_shards(samples: Iterable[Sample], *, out: Path, shard_size: int, forma
         partial = out / f".{name}.partial"
         write(partial, pending)
         os.replace(partial, out / name)
-        entries.append({"name": name, "samples": len(pending), "sha256": _sha256(out / name)})
+        entries.append({"name": name, "samples": len(pending), "sha256": file_sha256(out / name)})
         pending.clear()
 
     for key, members in samples:

@@ -33,6 +33,7 @@ class Shard:
     url: str
     samples: int
     local: Path | None
+    sha256: str | None = None  # from the manifest; a local shard is checked against it when first read
 
 
 @dataclass
@@ -100,20 +101,21 @@ def _format_of(name: str) -> str:
     raise DataError(f"{name}: a shard must be a .tar (WebDataset) or .parquet file")
 
 
-def _listed(name: str, samples: int, *, folder: Path, key: str) -> Shard:
+def _listed(name: str, samples: int, *, folder: Path, key: str, sha256: str | None = None) -> Shard:
     if name.startswith(_REMOTE):
         if not outside_paths_allowed():
             raise DataError(f"{key}: manifest shard '{name}' is a URL or pipe; remote shards are read only with "
                             f"--allow-outside-data-root (a recipe cannot fetch or run anything by itself)")
         return Shard(url=name, samples=samples, local=None)
-    return Shard(url=str(folder / name), samples=samples, local=folder / name)
+    return Shard(url=str(folder / name), samples=samples, local=folder / name, sha256=sha256)
 
 
 def read_manifest(path: Path, *, key: str) -> ShardSet:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         entries = manifest["shards"]
-        shards = [_listed(str(e["name"]), int(e["samples"]), folder=path.parent, key=key) for e in entries]
+        shards = [_listed(str(e["name"]), int(e["samples"]), folder=path.parent, key=key,
+                          sha256=str(e["sha256"]).lower() if e.get("sha256") else None) for e in entries]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{key}: {path} is not a shard manifest ({type(error).__name__}: {error})") from error
     for shard in shards:

@@ -3,10 +3,19 @@ index (local files: a header index of each tar, Parquet row groups).
 
 Damage is a :class:`DataError` naming the shard (and key): a truncated tar, a member that cannot be read, a
 Parquet file pyarrow refuses. Hidden members (``__*__``, webdataset's meta convention) are not samples.
+
+A local shard whose manifest entry has a ``sha256`` is hashed before its first read in each process (a DataLoader
+worker hashes each shard it reads once, not once per epoch): a mismatch is a :class:`DataError` with the path and
+both digests, raised outside any sample, so ``on_error: skip`` never hides it; ``data.verify: false`` turns the
+check off. Hashing before reading, not while, because a streaming hash would only tell at the end of the shard,
+after its samples were trained on, and pyarrow reads Parquet through its own handles. It costs one extra
+sequential read of the shard (see docs/data-at-scale.md for the measured cost).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tarfile
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +26,35 @@ from omnissl.core.errors import DataError
 from omnissl.data.shardlist import Shard, ShardSet, split_key
 
 Sample = tuple[str, dict[str, bytes]]
+
+
+_VERIFIED: set[tuple[str, str, int, int]] = set()  # (path, digest, size, mtime) checked by this process
+
+
+def file_sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_shard(shard: Shard) -> None:
+    """Check a local shard against its manifest sha256, once per process (and again if the file changes)."""
+    if shard.sha256 is None or shard.local is None:
+        return  # no manifest digest (a bare folder or pattern), or a remote shard: nothing to check against
+    try:
+        stat = os.stat(shard.local)
+    except OSError as error:
+        raise DataError(f"{shard.url}: cannot read ({error})") from error
+    seen = (str(shard.local), shard.sha256, stat.st_size, stat.st_mtime_ns)
+    if seen in _VERIFIED:
+        return
+    actual = file_sha256(shard.local)
+    if actual != shard.sha256:
+        raise DataError(f"{shard.url}: sha256 mismatch: the manifest says {shard.sha256}, the file has {actual} "
+                        f"(changed or damaged since it was written; data.verify: false reads it anyway)")
+    _VERIFIED.add(seen)
 
 
 def _value_bytes(value: Any) -> bytes:
@@ -32,6 +70,7 @@ def iter_tar(shard: Shard) -> Iterator[Sample]:
     from webdataset import gopen
     from webdataset.tariterators import tar_file_iterator
 
+    verify_shard(shard)
     key, fields, count = None, {}, 0
     try:
         stream = gopen(shard.url, "rb")
@@ -64,6 +103,7 @@ def iter_parquet(shard: Shard) -> Iterator[Sample]:
     """Rows of one Parquet shard; the key is the ``__key__`` column when present, else the row number."""
     import pyarrow.parquet as pq
 
+    verify_shard(shard)
     try:
         table = pq.ParquetFile(shard.url)
         for group in range(table.num_row_groups):
@@ -103,6 +143,7 @@ class ShardIndex:
         if table is not None:
             return table
         shard = self.shards.shards[shard_no]
+        verify_shard(shard)
         keys: list[str] = []
         members: list[dict[str, tuple[int, int]]] = []
         try:
@@ -157,6 +198,7 @@ class ShardIndex:
         shard = self.shards.shards[shard_no]
         cached = self._group
         if cached is None or cached[0] != shard_no or not cached[1] <= row < cached[1] + len(cached[2]):
+            verify_shard(shard)
             file = pq.ParquetFile(shard.url)
             first = 0
             for group in range(file.num_row_groups):
