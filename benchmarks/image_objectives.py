@@ -40,7 +40,7 @@ from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ["simclr", "moco_v2", "moco_v3", "byol", "simsiam", "barlow_twins", "vicreg", "swav", "dino", "data2vec",
-           "mae"]
+           "mae", "dinov2", "ibot", "simclr_mae", "rotation", "relative_patch", "jigsaw", "colorization"]
 
 
 def recipe_for(method: str, extra: list[str], variant: str | None = None) -> Recipe:
@@ -157,14 +157,14 @@ def _encoder_label(spec: dict[str, Any]) -> str:
 def markdown(results: list[dict[str, Any]], baselines: dict[str, Any], args: argparse.Namespace,
              command: str) -> str:
     lines = [f"# Image objectives on CIFAR-10 (10k-image train subset), {args.minutes} CPU-minute(s) per method",
-             "", "Commands (the training runs went at most two at a time, one process per core; the last line merges their tables):", "", "```",
+             "", "Commands (one process per method at 1 thread; the budget is CPU time, so runs that shared the machine — see the load column — got the same compute, only later; the last line merges their tables):", "", "```",
              *(f"OMNISSL_DATA_DIR=/work/shared/datasets .venv/bin/python {part}" for part in command.split(" ; ")),
              "```", "",
              f"Machine: {platform.processor() or platform.machine()}, torch threads {args.threads}; "
              f"k-NN memory/probe train = {results[0]['train_samples'] if results else '?'} train images, queries = "
              f"{results[0]['test_samples'] if results else '?'} test images.", "",
-             "| method | encoder | steps | train CPU s | images/s | k-NN@20 | k-NN@200 | linear probe (mean ± std) | emb. std (ideal) | eff. rank |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | encoder | steps | train CPU s | images/s | k-NN@20 | k-NN@200 | linear probe (mean ± std) | emb. std (ideal) | eff. rank | load at start |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         c = r["collapse"]
         std = f"{_num(c.get('embedding_std'), '.4f')} ({_num(c.get('embedding_std_ideal'), '.4f')})"
@@ -172,11 +172,11 @@ def markdown(results: list[dict[str, Any]], baselines: dict[str, Any], args: arg
         lines.append(f"| {label} | {_encoder_label(r['encoder'])} | {r['steps_done']} | {_num(r.get('train_cpu_seconds'), '.0f')} | {r['images_per_s']:.0f} | "
                      f"{100 * r['knn']['k=20']:.2f} | {100 * r['knn']['k=200']:.2f} | "
                      f"{100 * r['probe_mean']:.2f} ± {100 * r['probe_std']:.2f} | {std} | "
-                     f"{_num(c.get('effective_rank'), '.1f')} |")
+                     f"{_num(c.get('effective_rank'), '.1f')} | {_num(r.get('load_average_at_start'), '.1f')} |")
     for key, b in baselines.items():
         name = "raw pixels" if key == "raw" else f"random init ({_encoder_label(b['encoder'])})"
         lines.append(f"| {name} | – | 0 | – | – | {100 * b['knn']['k=20']:.2f} | {100 * b['knn']['k=200']:.2f} | "
-                     f"{100 * b['probe_mean']:.2f} ± {100 * b['probe_std']:.2f} | – | – |")
+                     f"{100 * b['probe_mean']:.2f} ± {100 * b['probe_std']:.2f} | – | – | – |")
     if getattr(args, "validation", False):
         lines += ["", "**Validation split, not test:** a seeded 80/20 shuffle of the 10k train subset gives the k-NN "
                   "memory / probe train set (8k) and the queries (2k). Used to choose recipe settings."]
