@@ -21,14 +21,17 @@ different (equally valid) order: exact resume holds for an unchanged set-up.
 from __future__ import annotations
 
 import copy
+import os
 import random
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from omnissl.core.errors import DataError
+from omnissl.core.workers import worker_init
 from omnissl.data.samples import SampleDecoder
 from omnissl.data.shardlist import ShardSet
 from omnissl.data.shardread import ShardIndex, iter_shard
@@ -166,7 +169,8 @@ class ShardStream(Dataset[dict[str, Any]]):
         # restores for the augmentations (exact resume); the stream itself draws no random numbers from it.
         generator = torch.Generator().manual_seed(seed + start_batch)
         return DataLoader(stream, batch_size=None, collate_fn=_as_is, num_workers=num_workers,
-                          pin_memory=pin_memory, persistent_workers=num_workers > 0, generator=generator)
+                          pin_memory=pin_memory, persistent_workers=num_workers > 0, generator=generator,
+                          worker_init_fn=partial(worker_init, os.getpid()))
 
 
 class Positioned(IterableDataset[dict[str, Any]]):

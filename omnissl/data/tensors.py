@@ -3,7 +3,9 @@ tensor dataset (+ its batched collate) the plugins build on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from omnissl.core.errors import DataError
 from omnissl.core.types import DataBundle
+from omnissl.core.workers import worker_init
 from omnissl.data.stream import ShardStream
 
 
@@ -75,7 +78,8 @@ def training_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: in
     # A private generator: creating the iterator must not draw from the global RNG (exact resume).
     generator = torch.Generator().manual_seed(seed + start_batch)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=bundle.collate, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0, generator=generator)
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0, generator=generator,
+                      worker_init_fn=partial(worker_init, os.getpid()))
 
 
 def evaluation_loader(dataset: Dataset[Any], bundle: DataBundle, *, batch_size: int) -> DataLoader[Any]:

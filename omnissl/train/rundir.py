@@ -4,6 +4,8 @@ A resubmitted job that overlaps the old one is the usual scheduler mistake; two 
 interleave their metrics and overwrite each other's checkpoints. ``RUN_DIR/.lock`` is held with ``fcntl.flock``
 for the whole run (train and resume). The kernel drops a flock when its process dies, so a lock file left by a
 killed run never blocks; its text (pid, host, start time) only serves to name the holder in the refusal.
+Forked DataLoader workers would inherit the lock's descriptor and keep the flock after the trainer is killed, so
+the descriptor is closed in every forked child (:mod:`omnissl.core.workers`).
 On file systems without flock support (some network mounts) the lock is skipped with a note rather than
 refusing to train.
 """
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from omnissl.core.errors import RunDirectoryError
+from omnissl.core.workers import forget, keep_out_of_children
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.logging import write_note
 
@@ -53,12 +56,14 @@ class RunLock:
                                 f"process on this run directory")
             return
         self._fd = fd
+        keep_out_of_children(fd)
         os.ftruncate(fd, 0)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
 
     def release(self) -> None:
         if self._fd is not None:
+            forget(self._fd)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
