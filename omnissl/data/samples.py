@@ -9,7 +9,7 @@ and the field; under ``on_error: skip`` it is left out, counted, and every skip 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -83,3 +83,24 @@ class DecodedCollate:
         if not kept:
             raise DataError("every sample of this batch was skipped (data.on_error: skip); the shards are damaged")
         return self.decoder.collate(kept, [s["index"] for s in kept])
+
+
+def fetch_or_skip(fetch: Callable[[int], Any], indices: Sequence[int], *, on_error: OnError,
+                  source: str) -> tuple[list[Any], list[int]]:
+    """``fetch(i)`` for each index of a lazy dataset's batch, and the indices kept. Under ``on_error: skip`` a
+    sample whose fetch raises :class:`DataError` (the file named in it) is left out and logged, as shard samples
+    are; the caller's batch carries ``skipped = len(indices) - len(kept)`` for the trainer's ``data/skipped``."""
+    items, kept = [], []
+    for index in indices:
+        try:
+            items.append(fetch(index))
+        except DataError as error:
+            if on_error != "skip":
+                raise
+            log.warning("data.on_error=skip: skipped %s", error)
+            continue
+        kept.append(index)
+    if not kept:
+        raise DataError(f"{source}: every sample of this batch was skipped (data.on_error: skip); the files are "
+                        f"damaged")
+    return items, kept

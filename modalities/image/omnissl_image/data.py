@@ -19,6 +19,7 @@ from omnissl.core.errors import DataError
 from omnissl.core.paths import resolve_data_path
 from omnissl.core.registry import DATASETS
 from omnissl.core.types import DataBundle
+from omnissl.data.samples import OnError, fetch_or_skip
 from omnissl.data.tensors import TensorRows, collate_rows
 from omnissl_image import folder
 from omnissl_image.folder import IMAGE_SUFFIXES, SplitFiles, class_index, load_split, scan_split
@@ -173,10 +174,14 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 class LazyImageFolder(Dataset[dict[str, Any]]):
     """An index of image paths and labels; each image is decoded and resized (shorter side to ``image_size``,
-    centre crop) when fetched, i.e. in the DataLoader workers. Memory: one path and one label per image."""
+    centre crop) when fetched, i.e. in the DataLoader workers. Memory: one path and one label per image.
+    An undecodable file is a :class:`DataError` naming it; ``on_error="skip"`` leaves it out of its batch, which
+    then carries ``skipped`` (counted like shard skips: ``data/skipped`` in metrics.jsonl)."""
 
-    def __init__(self, paths: Sequence[Path], labels: Tensor, *, image_size: int) -> None:
+    def __init__(self, paths: Sequence[Path], labels: Tensor, *, image_size: int, on_error: OnError = "raise",
+                 source: str = "") -> None:
         self.paths, self.labels, self.image_size = [str(p) for p in paths], labels.long(), image_size
+        self.on_error, self.source = on_error, source
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -185,22 +190,35 @@ class LazyImageFolder(Dataset[dict[str, Any]]):
         image = folder.decode_image(path=Path(self.paths[index]), image_size=self.image_size)
         return {"x": image, "y": self.labels[index], "index": index}
 
+    def _decode(self, index: int) -> Tensor:
+        return folder.decode_image(path=Path(self.paths[index]), image_size=self.image_size)
 
-def _lazy_split(split: SplitFiles, folder_path: Path, index: dict[str, int], image_size: int) -> LazyImageFolder:
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        images, kept = fetch_or_skip(self._decode, indices, on_error=self.on_error, source=self.source)
+        index = torch.as_tensor(kept, dtype=torch.long)
+        return {"x": torch.stack(images), "y": self.labels[index], "index": index,
+                "skipped": torch.tensor(len(indices) - len(kept))}
+
+
+def _lazy_split(split: SplitFiles, folder_path: Path, index: dict[str, int], image_size: int,
+                on_error: OnError) -> LazyImageFolder:
     folder.report_unsupported(split=split, folder=folder_path)
     paths = [path for files in split.by_class.values() for path in files]
     labels = [index[name] for name, files in split.by_class.items() for _ in files]
-    return LazyImageFolder(paths, torch.tensor(labels, dtype=torch.long), image_size=image_size)
+    return LazyImageFolder(paths, torch.tensor(labels, dtype=torch.long), image_size=image_size, on_error=on_error,
+                           source=str(folder_path))
 
 
 @DATASETS.register("image_folder", modality="image", description="ImageFolder trees: ROOT/train/CLASS/*.png …")
 def image_folder(*, root: str, image_size: int = 64, in_memory: bool | None = None, data_root: Path = Path("."),
-                 synthetic: int | None = None, seed: int = 0) -> DataBundle:
+                 synthetic: int | None = None, seed: int = 0, on_error: OnError = "raise") -> DataBundle:
     """``root/train/<class>/<image>`` and optionally ``root/test/<class>/<image>``, resized to ``image_size``.
 
     ``in_memory``: ``true`` decodes every image once into a uint8 tensor (channel mean/std measured on it);
     ``false`` keeps only the paths and decodes per sample in the workers (ImageNet mean/std, as nothing is decoded
-    up front); unset: in memory when the decoded split fits in ``IN_MEMORY_BYTES``.
+    up front); unset: in memory when the decoded split fits in ``IN_MEMORY_BYTES``. ``on_error: skip`` (lazy
+    only) leaves undecodable files out of their batches, counted in ``data/skipped``; in memory, or by default,
+    one is a ``DataError`` naming the file.
     """
     if synthetic is not None:
         fake = synthetic_images(synthetic, channels=3, size=image_size, num_classes=2, seed=seed)
@@ -220,10 +238,10 @@ def image_folder(*, root: str, image_size: int = 64, in_memory: bool | None = No
     if in_memory is None:
         in_memory = count * 3 * image_size**2 <= IN_MEMORY_BYTES
     if not in_memory:
-        lazy_test = _lazy_split(test_files, test_dir, index, image_size) if test_files is not None else None
+        lazy_test = _lazy_split(test_files, test_dir, index, image_size, on_error) if test_files is not None else None
         spec = {"in_channels": 3, "image_size": image_size, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                 "num_classes": len(index), "class_names": tuple(sorted(index))}
-        return DataBundle(train=_lazy_split(train_files, train_dir, index, image_size), test=lazy_test,
+        return DataBundle(train=_lazy_split(train_files, train_dir, index, image_size, on_error), test=lazy_test,
                           collate=collate_rows, num_classes=len(index), input_spec=spec, raw_features=flatten_pixels,
                           description=f"image folder {base} (decoded per sample)", class_names=sorted(index))
     train = ImageTensorDataset(*load_split(split=train_files, folder=train_dir, index=index, image_size=image_size),

@@ -1,0 +1,62 @@
+"""``data.on_error`` for a lazy ``image_folder`` (issue 19): an undecodable file is a ``DataError`` naming it by
+default; under ``skip`` it is left out of its batch and counted like a shard skip (``data/skipped`` in
+metrics.jsonl, ``TrainResult.data_skipped``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from omnissl.core.config import recipe_from_dict
+from omnissl.core.errors import DataError
+from omnissl.train.assemble import assemble
+from omnissl.train.runner import Trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BAD = "train/b/broken.png"
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        path = tmp_path / "folder" / "train" / "ab"[i % 2] / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(path)
+    (tmp_path / "folder" / BAD).write_bytes(b"\x89PNG but not really")
+    return tmp_path
+
+
+def _recipe(on_error: str) -> dict:
+    return {
+        "name": "lazy-skip", "plugins": ["image"], "seed": 0,
+        "data": {"name": "image_folder", "root": "folder", "image_size": 8, "in_memory": False,
+                 "on_error": on_error},
+        "encoder": {"name": "resnet10", "width": 4, "cifar_stem": True},
+        "augment": {"global": {"count": 2, "ops": [{"name": "random_resized_crop", "size": 8, "scale": [0.5, 1.0]}]}},
+        "objective": {"name": "simclr", "temperature": 0.2, "projection_dim": 8, "hidden_dim": 16},
+        "train": {"steps": 1, "batch_size": 6, "lr": 0.003, "warmup_steps": 0, "log_every": 1,
+                  "checkpoint_every": 1, "knn_every": 0, "max_minutes": None, "device": "cpu", "num_workers": 0},
+    }
+
+
+def test_default_names_the_broken_file(root: Path) -> None:
+    bundle = assemble(recipe_from_dict(_recipe("raise")), root=root).bundle
+    with pytest.raises(DataError, match="broken.png"):
+        bundle.train.__getitems__(list(range(len(bundle.train))))
+
+
+def test_skip_leaves_one_out_and_counts_it(root: Path, tmp_path: Path) -> None:
+    bundle = assemble(recipe_from_dict(_recipe("skip")), root=root).bundle
+    batch = bundle.collate(bundle.train.__getitems__(list(range(6))))
+    assert batch["x"].shape[0] == 5 and int(batch["skipped"]) == 1
+    assert str(root / "folder" / BAD) not in [bundle.train.paths[i] for i in batch["index"].tolist()]
+    # one step of 6 = one whole epoch of the 6 files: exactly one skip, in metrics.jsonl and the run's total
+    result = Trainer(assemble(recipe_from_dict(_recipe("skip")), root=root), tmp_path / "run").fit()
+    row = next(json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+               if "loss" in line)
+    assert row["data/skipped"] == 1.0 and result.data_skipped == 1
