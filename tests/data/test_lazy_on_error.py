@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from PIL import Image
 
 from omnissl.core.config import recipe_from_dict
@@ -60,3 +61,25 @@ def test_skip_leaves_one_out_and_counts_it(root: Path, tmp_path: Path) -> None:
     row = next(json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
                if "loss" in line)
     assert row["data/skipped"] == 1.0 and result.data_skipped == 1
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_lazy_audio_folder(tmp_path: Path, on_error: str) -> None:
+    from omnissl_speech.data import audio_folder
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        path = tmp_path / "clips" / "train" / "ab"[i % 2] / f"{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, rng.standard_normal(800).astype(np.float32) * 0.1, 8000)
+    (tmp_path / "clips" / "train" / "a" / "broken.wav").write_bytes(b"RIFF but not really")
+    bundle = audio_folder(root="clips", sample_rate=8000, in_memory=False, test_fraction=0.0, data_root=tmp_path,
+                          on_error=on_error)  # type: ignore[arg-type]
+    indices = list(range(len(bundle.train)))
+    assert len(indices) == 5
+    if on_error == "raise":
+        with pytest.raises(DataError, match="broken.wav"):
+            bundle.train.__getitems__(indices)
+        return
+    batch = bundle.collate(bundle.train.__getitems__(indices))
+    assert batch["x"]["wave"].shape[0] == 4 and batch["y"].shape == (4,) and int(batch["skipped"]) == 1

@@ -25,6 +25,7 @@ from omnissl.core.errors import ConfigError, DataError
 from omnissl.core.paths import resolve_data_path
 from omnissl.core.registry import DATASETS
 from omnissl.core.types import DataBundle
+from omnissl.data.samples import OnError
 from omnissl_speech.audio_io import AUDIO_SUFFIXES, audio_files, read_audio, resample, to_mono
 from omnissl_speech.features import mean_log_mel
 from omnissl_speech.lazy import LazyAudioDataset, decide_in_memory
@@ -162,10 +163,10 @@ def _stratified_split(labels: Sequence[str], *, test_fraction: float, seed: int)
 
 
 def _split_set(files: Sequence[Path], labels: Tensor, *, sample_rate: int, in_memory: bool,
-               source: str) -> AudioDataset | LazyAudioDataset:
+               source: str, on_error: OnError = "raise") -> AudioDataset | LazyAudioDataset:
     """Every clip decoded now, or (``in_memory`` false) only the paths kept and each clip decoded on fetch."""
     if not in_memory:
-        return LazyAudioDataset(files, labels, sample_rate=sample_rate, source=source)
+        return LazyAudioDataset(files, labels, sample_rate=sample_rate, source=source, on_error=on_error)
     return AudioDataset([read_audio(Path(f), sample_rate=sample_rate) for f in files], labels,
                         names=[str(f) for f in files], source=source)
 
@@ -186,12 +187,14 @@ def _folder_label(path: Path, base: Path, label_from: str, regex: re.Pattern[str
 @DATASETS.register("audio_folder", modality="speech", description="wav/flac/ogg folders; label from folder or name")
 def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folder", pattern: str | None = None,
                  sample_rate: int = 16000, test_fraction: float = 0.2, in_memory: bool | None = None,
-                 data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
+                 data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0,
+                 on_error: OnError = "raise") -> DataBundle:
     """``root/[train|test]/<label>/<file>`` (or label from ``pattern``, a regex with a ``(?P<label>…)`` group).
 
     Without ``train``/``test`` sub-folders the files are split, stratified by label, with ``test_fraction``.
     ``in_memory``: ``true`` decodes every clip once; ``false`` keeps the paths and decodes per sample in the
     workers; unset: in memory when the files add up to at most ``IN_MEMORY_FILE_BYTES`` (``omnissl_speech.lazy``).
+    ``on_error: skip`` (lazy only) leaves undecodable clips out of their batches, counted in ``data/skipped``.
     """
     if label_from == "pattern" and (pattern is None or "(?P<label>" not in pattern):
         raise ConfigError("data.pattern: label_from=pattern needs a regex with a named group, e.g. '^(?P<label>\\d)_'")
@@ -228,7 +231,7 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
         te_f, te_l = [files[i] for i in te], [labels[i] for i in te]
     classes, y_train, y_test = _label_table(tr_l, te_l, [str(f) for f in te_f], str(base))
     in_memory = decide_in_memory(in_memory=in_memory, files=tr_f)
-    made = {"sample_rate": sample_rate, "in_memory": in_memory, "source": str(base)}
+    made = {"sample_rate": sample_rate, "in_memory": in_memory, "source": str(base), "on_error": on_error}
     how = "" if in_memory else " (decoded per sample)"
     return make_bundle(_split_set(tr_f, y_train, **made), _split_set(te_f, y_test, **made) if te_f else None,
                        sample_rate=sample_rate, num_classes=len(classes), description=f"audio folder {base}{how}",
@@ -238,9 +241,10 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
 @DATASETS.register("audio_manifest", modality="speech", description="manifest CSVs (path,label[,speaker])")
 def audio_manifest(*, train: str, test: str | None = None, label: Literal["label", "speaker"] = "label",
                    sample_rate: int = 16000, in_memory: bool | None = None, data_root: Path = Path("."),
-                   synthetic: int | None = None, seed: int = 0) -> DataBundle:
+                   synthetic: int | None = None, seed: int = 0, on_error: OnError = "raise") -> DataBundle:
     """``label`` picks the CSV column used as the class (``label`` or ``speaker``); ``in_memory`` as in
-    :func:`audio_folder` (the manifest rows are checked up front either way: every file exists)."""
+    :func:`audio_folder` (the manifest rows are checked up front either way: every file exists); ``on_error``
+    as in :func:`audio_folder`."""
     if synthetic is not None:
         fake = synthetic_audio(synthetic, sample_rate=sample_rate, num_classes=2, seed=seed)
         return make_bundle(fake, fake, sample_rate=sample_rate, num_classes=2, description="synthetic manifest")
@@ -249,10 +253,12 @@ def audio_manifest(*, train: str, test: str | None = None, label: Literal["label
                            else ([], []))
     classes, y_train, y_test = _label_table(tr_labels, te_labels, [str(f) for f in te_files], train)
     in_memory = decide_in_memory(in_memory=in_memory, files=tr_files)
-    train_set = _split_set(tr_files, y_train, sample_rate=sample_rate, in_memory=in_memory, source=train)
+    train_set = _split_set(tr_files, y_train, sample_rate=sample_rate, in_memory=in_memory, source=train,
+                           on_error=on_error)
     test_set = None
     if te_files:
-        test_set = _split_set(te_files, y_test, sample_rate=sample_rate, in_memory=in_memory, source=str(test))
+        test_set = _split_set(te_files, y_test, sample_rate=sample_rate, in_memory=in_memory, source=str(test),
+                              on_error=on_error)
     return make_bundle(train_set, test_set, sample_rate=sample_rate, num_classes=len(classes),
                        description=f"manifest {train}{'' if in_memory else ' (decoded per sample)'}",
                        class_names=classes)

@@ -4,7 +4,8 @@ The lazy counterpart of :class:`omnissl_speech.data.AudioDataset` (issue 19): me
 clip, so a folder or manifest of thousands of hours trains without decoding it up front. A batch has the same form,
 ``{"x": {"wave": (B, T) float32, "padding_mask": (B, T) bool}, "y": (B,), "index": (B,)}``, padded to the longest
 clip of the batch. An unreadable, cut or empty file is a :class:`~omnissl.core.errors.DataError` naming the file
-when its sample is fetched (the in-memory path finds it while loading instead).
+when its sample is fetched (the in-memory path finds it while loading instead); under ``data.on_error: skip`` a
+batch leaves it out and carries ``skipped`` (counted like shard skips: ``data/skipped`` in metrics.jsonl).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from omnissl.core.errors import DataError
+from omnissl.data.samples import OnError, fetch_or_skip
 from omnissl_speech import audio_io
 
 # Below this many bytes of audio files a split is decoded once into memory (a batch is then a gather, not B file
@@ -38,11 +40,13 @@ class LazyAudioDataset(Dataset[dict[str, Any]]):
     """``paths`` (one audio file per sample) with int64 ``labels`` ``(N,)``; decoded to mono at ``sample_rate``
     on fetch. ``names`` mirrors :class:`AudioDataset` (the file paths as strings)."""
 
-    def __init__(self, paths: Sequence[Path | str], labels: Tensor, *, sample_rate: int, source: str = "") -> None:
+    def __init__(self, paths: Sequence[Path | str], labels: Tensor, *, sample_rate: int, source: str = "",
+                 on_error: OnError = "raise") -> None:
         if len(paths) != labels.shape[0]:
             raise DataError(f"{source}: {len(paths)} audio files but {labels.shape[0]} labels")
         self.names = [str(p) for p in paths]
         self.labels, self.sample_rate, self.source = labels.long(), sample_rate, source
+        self.on_error = on_error
 
     def __len__(self) -> int:
         return len(self.names)
@@ -56,5 +60,6 @@ class LazyAudioDataset(Dataset[dict[str, Any]]):
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         from omnissl_speech.data import pad_batch  # data imports this module
 
-        return pad_batch([self._wave(i) for i in indices], self.labels[torch.as_tensor(indices, dtype=torch.long)],
-                         torch.as_tensor(indices, dtype=torch.long))
+        waves, kept = fetch_or_skip(self._wave, indices, on_error=self.on_error, source=self.source)
+        index = torch.as_tensor(kept, dtype=torch.long)
+        return {**pad_batch(waves, self.labels[index], index), "skipped": torch.tensor(len(indices) - len(kept))}
