@@ -32,10 +32,10 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _recipe(on_error: str) -> dict:
+def _recipe(on_error: str, in_memory: bool | None = None) -> dict:
     return {
         "name": "lazy-skip", "plugins": ["image"], "seed": 0,
-        "data": {"name": "image_folder", "root": "folder", "image_size": 8, "in_memory": False,
+        "data": {"name": "image_folder", "root": "folder", "image_size": 8, "in_memory": in_memory,
                  "on_error": on_error},
         "encoder": {"name": "resnet10", "width": 4, "cifar_stem": True},
         "augment": {"global": {"count": 2, "ops": [{"name": "random_resized_crop", "size": 8, "scale": [0.5, 1.0]}]}},
@@ -45,13 +45,15 @@ def _recipe(on_error: str) -> dict:
     }
 
 
-def test_default_names_the_broken_file(root: Path) -> None:
-    bundle = assemble(recipe_from_dict(_recipe("raise")), root=root).bundle
+@pytest.mark.parametrize("in_memory", [False, None])  # lazy: when fetched; small folder, unset: while loading
+def test_default_names_the_broken_file(root: Path, in_memory: bool | None) -> None:
     with pytest.raises(DataError, match="broken.png"):
+        bundle = assemble(recipe_from_dict(_recipe("raise", in_memory)), root=root).bundle
         bundle.train.__getitems__(list(range(len(bundle.train))))
 
 
 def test_skip_leaves_one_out_and_counts_it(root: Path, tmp_path: Path) -> None:
+    """``in_memory`` unset: under ``skip`` even this small folder stays lazy (only that path can skip)."""
     bundle = assemble(recipe_from_dict(_recipe("skip")), root=root).bundle
     batch = bundle.collate(bundle.train.__getitems__(list(range(6))))
     assert batch["x"].shape[0] == 5 and int(batch["skipped"]) == 1
@@ -73,13 +75,14 @@ def test_lazy_audio_folder(tmp_path: Path, on_error: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(path, rng.standard_normal(800).astype(np.float32) * 0.1, 8000)
     (tmp_path / "clips" / "train" / "a" / "broken.wav").write_bytes(b"RIFF but not really")
-    bundle = audio_folder(root="clips", sample_rate=8000, in_memory=False, test_fraction=0.0, data_root=tmp_path,
-                          on_error=on_error)  # type: ignore[arg-type]
+    bundle = audio_folder(root="clips", sample_rate=8000, test_fraction=0.0, data_root=tmp_path,
+                          in_memory=False if on_error == "raise" else None, on_error=on_error)  # type: ignore[arg-type]
     indices = list(range(len(bundle.train)))
     assert len(indices) == 5
     if on_error == "raise":
         with pytest.raises(DataError, match="broken.wav"):
             bundle.train.__getitems__(indices)
         return
+    assert type(bundle.train).__name__ == "LazyAudioDataset"  # in_memory unset + skip: lazy, small as it is
     batch = bundle.collate(bundle.train.__getitems__(indices))
     assert batch["x"]["wave"].shape[0] == 4 and batch["y"].shape == (4,) and int(batch["skipped"]) == 1

@@ -216,9 +216,9 @@ def image_folder(*, root: str, image_size: int = 64, in_memory: bool | None = No
 
     ``in_memory``: ``true`` decodes every image once into a uint8 tensor (channel mean/std measured on it);
     ``false`` keeps only the paths and decodes per sample in the workers (ImageNet mean/std, as nothing is decoded
-    up front); unset: in memory when the decoded split fits in ``IN_MEMORY_BYTES``. ``on_error: skip`` (lazy
-    only) leaves undecodable files out of their batches, counted in ``data/skipped``; in memory, or by default,
-    one is a ``DataError`` naming the file.
+    up front); unset: in memory when the decoded split fits in ``IN_MEMORY_BYTES``. ``on_error: skip``
+    leaves undecodable files out of their batches, counted in ``data/skipped`` (lazy only: with it, unset
+    ``in_memory`` means lazy); by default, or with ``in_memory: true``, one is a ``DataError`` naming the file.
     """
     if synthetic is not None:
         fake = synthetic_images(synthetic, channels=3, size=image_size, num_classes=2, seed=seed)
@@ -236,7 +236,8 @@ def image_folder(*, root: str, image_size: int = 64, in_memory: bool | None = No
     index = class_index(train=train_files, test=test_files, train_dir=train_dir, test_dir=test_dir)
     count = sum(len(files) for files in train_files.by_class.values())
     if in_memory is None:
-        in_memory = count * 3 * image_size**2 <= IN_MEMORY_BYTES
+        # only the lazy path can leave a file out, so a skip policy keeps even a small folder lazy
+        in_memory = count * 3 * image_size**2 <= IN_MEMORY_BYTES and on_error != "skip"
     if not in_memory:
         lazy_test = _lazy_split(test_files, test_dir, index, image_size, on_error) if test_files is not None else None
         spec = {"in_channels": 3, "image_size": image_size, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,

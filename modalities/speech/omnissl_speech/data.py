@@ -230,7 +230,7 @@ def audio_folder(*, root: str, label_from: Literal["folder", "pattern"] = "folde
         tr_f, tr_l = [files[i] for i in tr], [labels[i] for i in tr]
         te_f, te_l = [files[i] for i in te], [labels[i] for i in te]
     classes, y_train, y_test = _label_table(tr_l, te_l, [str(f) for f in te_f], str(base))
-    in_memory = decide_in_memory(in_memory=in_memory, files=tr_f)
+    in_memory = decide_in_memory(in_memory=in_memory, files=tr_f, on_error=on_error)
     made = {"sample_rate": sample_rate, "in_memory": in_memory, "source": str(base), "on_error": on_error}
     how = "" if in_memory else " (decoded per sample)"
     return make_bundle(_split_set(tr_f, y_train, **made), _split_set(te_f, y_test, **made) if te_f else None,
@@ -252,7 +252,7 @@ def audio_manifest(*, train: str, test: str | None = None, label: Literal["label
     te_files, te_labels = (read_manifest(data_root=data_root, value=test, key="data.test", column=label) if test
                            else ([], []))
     classes, y_train, y_test = _label_table(tr_labels, te_labels, [str(f) for f in te_files], train)
-    in_memory = decide_in_memory(in_memory=in_memory, files=tr_files)
+    in_memory = decide_in_memory(in_memory=in_memory, files=tr_files, on_error=on_error)
     train_set = _split_set(tr_files, y_train, sample_rate=sample_rate, in_memory=in_memory, source=train,
                            on_error=on_error)
     test_set = None

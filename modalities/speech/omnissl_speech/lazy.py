@@ -29,10 +29,13 @@ from omnissl_speech import audio_io
 IN_MEMORY_FILE_BYTES = 64 * 2**20
 
 
-def decide_in_memory(*, in_memory: bool | None, files: Sequence[Path]) -> bool:
-    """``data.in_memory`` as given, else in memory when the files add up to at most ``IN_MEMORY_FILE_BYTES``."""
+def decide_in_memory(*, in_memory: bool | None, files: Sequence[Path], on_error: OnError = "raise") -> bool:
+    """``data.in_memory`` as given, else in memory when the files add up to at most ``IN_MEMORY_FILE_BYTES``
+    (never under ``on_error: skip``: only the lazy path can leave a clip out)."""
     if in_memory is not None:
         return bool(in_memory)
+    if on_error == "skip":
+        return False
     return sum(Path(f).stat().st_size for f in files) <= IN_MEMORY_FILE_BYTES
 
 
