@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from omnissl.core.registry import EVALUATIONS
 from omnissl.eval.metrics import classification_metrics
-from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, SingleTowerProtocol
 
 
 @torch.no_grad()
@@ -43,16 +43,15 @@ def knn_accuracy(train_features: Tensor, train_labels: Tensor, test_features: Te
     return (predicted == test_labels.long()).float().mean().item()
 
 
-class KnnProtocol(Protocol):
+class KnnProtocol(SingleTowerProtocol):
     """Weighted k-NN top-1 at each ``k``: the train subset is the memory, the test subset the queries. Nothing
     is chosen, so nothing can leak; macro-F1 and balanced accuracy are those of the first ``k``."""
 
-    def __init__(self, *, k: list[int], temperature: float) -> None:
-        super().__init__("knn", {"k": k, "temperature": temperature})
-        self.k, self.temperature = k, temperature
+    protocol_name = "knn"
 
-    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
-        return None if row.objective is None else "n/a: paired rows"
+    def __init__(self, *, k: list[int], temperature: float) -> None:
+        super().__init__(k=k, temperature=temperature)
+        self.k, self.temperature = k, temperature
 
     def measure(self, ctx: EvalContext, row: Row) -> Cell:
         (train_f, train_y), (test_f, test_y) = ctx.features(row, "train"), ctx.features(row, "test")

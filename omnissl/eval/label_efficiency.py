@@ -17,7 +17,7 @@ from torch import Tensor
 from omnissl.core.registry import EVALUATIONS
 from omnissl.eval.linear_probe import linear_probe
 from omnissl.eval.metrics import mean_metrics
-from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, SingleTowerProtocol, cell
 
 
 def label_subset(labels: Tensor, fraction: float, *, seed: int, min_per_class: int = 1) -> Tensor:
@@ -72,12 +72,8 @@ def probe_at_fractions(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]
     return table
 
 
-class LabelEfficiencyProtocol(Protocol):
-    def __init__(self, **settings: Any) -> None:
-        super().__init__("label_efficiency", settings)
-
-    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
-        return None if row.objective is None else "n/a: paired rows"
+class LabelEfficiencyProtocol(SingleTowerProtocol):
+    protocol_name = "label_efficiency"
 
     def measure(self, ctx: EvalContext, row: Row) -> Cell:
         train, test = ctx.features(row, "train"), ctx.features(row, "test")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +16,7 @@ from torch.nn import functional as F
 
 from omnissl.core.registry import EVALUATIONS
 from omnissl.eval.metrics import classification_metrics, mean_metrics
-from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, SingleTowerProtocol, cell
 
 
 @dataclass
@@ -93,14 +92,10 @@ def linear_probe(train_features: Tensor, train_labels: Tensor, test_features: Te
                        metrics=mean_metrics(measured))
 
 
-class LinearProbeProtocol(Protocol):
+class LinearProbeProtocol(SingleTowerProtocol):
     """The linear probe as a table column: mean ± std over seeds, decay chosen on each seed's validation part."""
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__("linear_probe", settings)
-
-    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
-        return None if row.objective is None else "n/a: paired rows"
+    protocol_name = "linear_probe"
 
     def measure(self, ctx: EvalContext, row: Row) -> Cell:
         (train_f, train_y), (test_f, test_y) = ctx.features(row, "train"), ctx.features(row, "test")

@@ -110,6 +110,19 @@ class Protocol:
         return []
 
 
+class SingleTowerProtocol(Protocol):
+    """A protocol that reads one tower's frozen features per row; paired rows (retrieval, zero-shot) do not apply.
+    Subclasses name themselves with ``protocol_name`` and take their builder's settings as keywords."""
+
+    protocol_name: ClassVar[str]
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(self.protocol_name, settings)
+
+    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
+        return None if row.objective is None else "n/a: paired rows"
+
+
 def summary(scores: list[float], *, population: bool = False) -> dict[str, Any]:
     """``{"mean", "std", "seeds", "per_seed"}`` of per-seed (or per-fold) accuracies."""
     spread = (statistics.pstdev(scores) if population else statistics.stdev(scores)) if len(scores) > 1 else 0.0

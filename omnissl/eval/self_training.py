@@ -41,7 +41,7 @@ from omnissl.core.registry import EVALUATIONS
 from omnissl.eval.label_efficiency import draw_seed, label_subset
 from omnissl.eval.linear_probe import _train_linear, linear_probe
 from omnissl.eval.metrics import classification_metrics, mean_metrics
-from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, cell, summary
+from omnissl.eval.protocol import Cell, EvalContext, Protocol, Row, SingleTowerProtocol, cell, summary
 from omnissl.eval.splits import stratified_split
 
 DEFAULT_KEEP = [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
@@ -181,14 +181,10 @@ def gain(entry: dict[str, Any]) -> float:
     return 100 * statistics.fmean(r["student"] - r["teacher"] for r in entry["per_seed"])
 
 
-class PseudoLabelProtocol(Protocol):
+class PseudoLabelProtocol(SingleTowerProtocol):
     """Columns "probe @f" and "probe + pseudo-labels @f" per fraction; headline: the student at the lowest one."""
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__("pseudolabel", settings)
-
-    def skip_reason(self, ctx: EvalContext, row: Row) -> str | None:
-        return None if row.objective is None else "n/a: paired rows"
+    protocol_name = "pseudolabel"
 
     def measure(self, ctx: EvalContext, row: Row) -> Cell:
         train, test = ctx.features(row, "train"), ctx.features(row, "test")
