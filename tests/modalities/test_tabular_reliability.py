@@ -15,7 +15,7 @@ import pytest
 from omnissl.core.errors import DataError
 from omnissl.core.paths import ALLOW_OUTSIDE_ENV
 from omnissl_tabular.data import read_table
-from omnissl_tabular.datasets import ADULT_COLUMNS, read_adult, tabular_file
+from omnissl_tabular.datasets import ADULT_COLUMNS, adult, read_adult, tabular_file
 from omnissl_tabular.schema import TabularSchema
 
 
@@ -174,3 +174,19 @@ def test_adult_numeric_column_holding_text_or_inf_is_refused(tmp_path: Path) -> 
 def _write_gz(path: Path, lines: list[str]) -> Path:
     path.write_bytes(gzip.compress("\n".join(lines).encode()))
     return path
+
+
+def test_adult_validation_carve_is_stratified_disjoint_and_never_reads_the_test_file(tmp_path: Path) -> None:
+    """Model selection (issue 24): a seeded, stratified part of adult.data is the evaluation split; no test file."""
+    lines = [line.replace("77516", str(1000 + i)) for i, line in enumerate(adult_lines(40))]  # fnlwgt = row id
+    (tmp_path / "adult").mkdir()
+    _write_gz(tmp_path / "adult" / "adult.data.gz", lines)
+    bundle = adult(data_root=tmp_path, validation_fraction=0.25)
+    assert (len(bundle.train), len(bundle.test)) == (30, 10) and int(bundle.test.labels.sum()) == 5
+    ids = np.concatenate([bundle.train.numeric[:, 1].numpy(), bundle.test.numeric[:, 1].numpy()])
+    assert len(np.unique(ids.round(5))) == 40  # numeric column 1 is fnlwgt: every row lies in exactly one part
+    assert "validation" in bundle.description and not (tmp_path / "adult" / "adult.test.gz").exists()
+    again = adult(data_root=tmp_path, validation_fraction=0.25)
+    assert np.array_equal(again.test.numeric.numpy(), bundle.test.numeric.numpy())  # seeded: the same carve
+    with pytest.raises(DataError, match="validation_fraction"):
+        adult(data_root=tmp_path, validation_fraction=1.0)

@@ -111,19 +111,30 @@ def _check_adult_numbers(frame: pd.DataFrame, path: Path, skip: int) -> None:
 
 @DATASETS.register("adult", modality="tabular", description="UCI Adult / Census Income, official train/test split")
 def adult(*, data_root: Path = Path("."), max_train: int | None = None, max_test: int | None = None,
-          synthetic: int | None = None, seed: int = 0) -> DataBundle:
+          validation_fraction: float | None = None, synthetic: int | None = None, seed: int = 0) -> DataBundle:
     """``data_root/adult/adult.data.gz`` (32,561 rows) and ``adult.test.gz`` (16,281 rows); target ``income``.
     ``max_train`` / ``max_test`` take fixed random subsets (tests, quick benchmarks); the schema is fitted on the
-    train rows actually used."""
+    train rows actually used. ``validation_fraction``: model selection — a stratified ``seed``-ed part of the train
+    file becomes the evaluation split and the test file is not read (Adult has no official validation split)."""
     if synthetic is not None:
         return synthetic_bundle(synthetic, seed=seed, num_numeric=6, cardinalities=ADULT_CARDINALITIES)
+    if validation_fraction is not None and not 0 < validation_fraction < 1:
+        raise DataError(f"data.validation_fraction must lie in (0, 1), got {validation_fraction}")
     folder = data_root / "adult"
     paths = [folder / "adult.data.gz", folder / "adult.test.gz"]
-    train = subsample(read_adult(paths[0], test_file=False), max_train, seed=seed)
-    test = subsample(read_adult(paths[1], test_file=True), max_test, seed=seed + 1)
-    key = identity_of(paths, {"adult": 1, "max_train": max_train, "max_test": max_test, "seed": seed})
-    return bundle_from_frames(train, test, target="income", cache_key=key, description="UCI Adult",
-                              train_source=str(paths[0]), test_source=str(paths[1]))
+    train = read_adult(paths[0], test_file=False)
+    if validation_fraction is None:
+        test, test_source = read_adult(paths[1], test_file=True), str(paths[1])
+    else:
+        paths = paths[:1]
+        train, test = seeded_split(train, test_fraction=validation_fraction, seed=seed, target="income")
+        test_source = f"{paths[0]} (held-out {validation_fraction:.0%} validation part)"
+    train, test = subsample(train, max_train, seed=seed), subsample(test, max_test, seed=seed + 1)
+    key = identity_of(paths, {"adult": 1, "max_train": max_train, "max_test": max_test, "seed": seed,
+                              **({"validation": validation_fraction} if validation_fraction is not None else {})})
+    return bundle_from_frames(train, test, target="income", cache_key=key,
+                              description="UCI Adult" if validation_fraction is None else "UCI Adult (validation carve)",
+                              train_source=str(paths[0]), test_source=test_source)
 
 
 @DATASETS.register("sklearn_tabular", modality="tabular", description="scikit-learn bundled tables (offline demo)")
