@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tarfile
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 
 from omnissl.core.errors import DataError
 from omnissl.data.shardlist import Shard, ShardSet, split_key
+from omnissl.data.tar_members import DamagedTar, UnsupportedTar, iter_tar_members
 
 Sample = tuple[str, dict[str, bytes]]
 
@@ -65,28 +67,63 @@ def _value_bytes(value: Any) -> bytes:
     return str(value).encode("utf-8")
 
 
-def iter_tar(shard: Shard) -> Iterator[Sample]:
-    """Samples of one tar shard in file order (members of one key must be adjacent, as webdataset writes them)."""
+_META = re.compile(r"__[^/]*__($|/)")  # webdataset's meta members (``__key__`` …): not sample fields
+
+
+def _wds_hides(fname: str) -> bool:
+    return "/" not in fname and fname.startswith("__") and fname.endswith("__")
+
+
+def _wds_members(url: str, *, skip: int = 0) -> Iterator[tuple[str, bytes]]:
     from webdataset import gopen
     from webdataset.tariterators import tar_file_iterator
 
+    stream = gopen(url, "rb")
+    try:
+        for member in tar_file_iterator(stream, skip_meta=None):
+            if skip:
+                skip -= 1
+                continue
+            yield member["fname"], member["data"]
+    finally:
+        stream.close()
+
+
+def _members(shard: Shard) -> Iterator[tuple[str, bytes]]:
+    """Regular members of a tar shard in order: local files through the header reader (5x less CPU per member
+    than ``tarfile``), URLs and ``pipe:`` specs, and tars using features it leaves alone, through webdataset."""
+    if shard.local is None:
+        yield from _wds_members(shard.url)
+        return
+    done = 0
+    try:
+        with open(shard.local, "rb") as handle:
+            for name, data in iter_tar_members(handle):
+                yield name, data
+                done += not _wds_hides(name)  # members webdataset's iterator drops are not in its count
+    except DamagedTar as error:
+        raise DataError(f"{shard.url}: damaged tar shard ({error})") from error
+    except UnsupportedTar:
+        yield from _wds_members(shard.url, skip=done)  # same member order, so carry on where the reader stopped
+
+
+def iter_tar(shard: Shard) -> Iterator[Sample]:
+    """Samples of one tar shard in file order (members of one key must be adjacent, as webdataset writes them)."""
     verify_shard(shard)
     key, fields, count = None, {}, 0
     try:
-        stream = gopen(shard.url, "rb")
-        try:
-            for member in tar_file_iterator(stream):
-                name, ext = split_key(member["fname"])
-                if name != key and key is not None:
-                    yield key, fields
-                    count += 1
-                    fields = {}
-                if name in (key,) and ext in fields:
-                    raise DataError(f"{shard.url}: key '{name}' has two '{ext}' members")
-                key = name
-                fields[ext] = member["data"]
-        finally:
-            stream.close()
+        for fname, data in _members(shard):
+            if _wds_hides(fname) or _META.match(fname):
+                continue
+            name, ext = split_key(fname)
+            if name != key and key is not None:
+                yield key, fields
+                count += 1
+                fields = {}
+            if name in (key,) and ext in fields:
+                raise DataError(f"{shard.url}: key '{name}' has two '{ext}' members")
+            key = name
+            fields[ext] = data
     except DataError:
         raise
     except Exception as error:
