@@ -89,8 +89,11 @@ def tabular_rows() -> Iterator[Record]:
         return
     rows = found["rows"]
     raw = next((r for r in rows if r["method"] == "raw_lr"), None)
+    by_name = {r["row"]: r for r in rows}
     for i, r in enumerate(rows):
-        twin = rows[i + 1] if i + 1 < len(rows) and "random init" in rows[i + 1]["row"] else None
+        # Each trained row names its random-init twin; older files list the twin right after the trained row.
+        following = rows[i + 1] if i + 1 < len(rows) and "random init" in rows[i + 1]["row"] else None
+        twin = by_name.get(r["twin"]) if "twin" in r else following
         if twin is None or "trained" not in r["row"]:
             continue
         for fraction in ("100%", "1%"):
