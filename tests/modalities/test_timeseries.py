@@ -23,7 +23,6 @@ from omnissl.core.errors import DataError, IncompatibleError
 from omnissl.core.registry import AUGMENTATIONS, DATASETS, ENCODERS, OBJECTIVES, load_plugins
 from omnissl.core.types import TokenEncoder, ViewSet
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -313,7 +312,7 @@ def test_svm_protocol_separable_and_tiny_classes() -> None:
     train = torch.cat([torch.randn(20, 3, generator=generator) + 4, torch.randn(20, 3, generator=generator) - 4])
     test = torch.cat([torch.randn(10, 3, generator=generator) + 4, torch.randn(10, 3, generator=generator) - 4])
     labels = torch.arange(2).repeat_interleave(20)
-    result = svm_accuracy(train, labels, test, torch.arange(2).repeat_interleave(10))
+    result = svm_accuracy(train, labels, test, torch.arange(2).repeat_interleave(10), cv_min_train=0)
     assert result.accuracy == 1.0 and result.folds == 5 and result.cv_accuracy == 1.0
     one_each = svm_accuracy(train[[0, 39]], labels[[0, 39]], test, torch.arange(2).repeat_interleave(10))
     assert one_each.folds == 0 and math.isinf(one_each.C) and one_each.accuracy == 1.0
@@ -334,8 +333,8 @@ SMALL_TRANSFORMER = ["encoder.depth=1", "encoder.dim=16", "objective.decoder_dim
     ("mae", "JapaneseVowels", SMALL_TRANSFORMER)])
 def test_recipe_trains_a_few_steps_on_real_data(recipe_name: str, dataset: str, small: list[str], data_root: Path,
                                                 tmp_path: Path) -> None:
-    from omnissl.train.assemble import assemble
     from omnissl.core.config import load_recipe
+    from omnissl.train.assemble import assemble
     from omnissl.train.runner import read_metrics, train
 
     recipe = load_recipe(RECIPES / f"{recipe_name}.yaml", [

@@ -26,6 +26,7 @@ from omnissl_timeseries.readers import read_csv, read_npy, read_npz
 from omnissl_timeseries.tsfile import read_ts
 
 VariableLength = Literal["pad", "resample"]
+Standardize = Literal["none", "channel", "multivariate"]
 # (channels, length, classes, varying length) of the shipped archives, for synthetic stand-ins of the right shape.
 KNOWN = {"GunPoint": (1, 150, 2, False), "ItalyPowerDemand": (1, 24, 2, False), "ArrowHead": (1, 251, 3, False),
          "BasicMotions": (6, 100, 4, False), "JapaneseVowels": (12, 29, 9, True)}
@@ -79,6 +80,17 @@ def fit_length(values: np.ndarray, length: int, mode: VariableLength) -> np.ndar
     return out
 
 
+def standardize_channels(train: np.ndarray, test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-channel z-score of ``(N, C, T)`` arrays with the **train** split's mean and (population) std over all
+    its observed values, NaN kept, as the TS2Vec code's UEA loader does with sklearn's ``StandardScaler``; a
+    constant channel keeps scale 1. The test split never contributes to the statistics."""
+    mean = np.nanmean(train, axis=(0, 2), keepdims=True)
+    std = np.nanstd(train, axis=(0, 2), keepdims=True)
+    std = np.where(std > 0, std, 1.0)
+    scale = lambda x: ((x - mean) / std).astype(np.float32)
+    return scale(train), None if test is None else scale(test)
+
+
 def make_bundle(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray] | None, *,
                 class_names: tuple[str, ...] | None, variable_length: VariableLength, description: str,
                 source: str, test_source: str | None = None) -> DataBundle:
@@ -130,11 +142,14 @@ def synthetic_bundle(count: int, *, channels: int, length: int, num_classes: int
 @DATASETS.register("ucr_uea", modality="timeseries",
                    description="UCR/UEA archive set by name (GunPoint, JapaneseVowels, …), official train/test")
 def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
-            variable_length: VariableLength = "pad", folder: str = "timeseries", data_root: Path = Path("."),
-            synthetic: int | None = None, seed: int = 0) -> DataBundle:
+            variable_length: VariableLength = "pad", standardize: Standardize = "none", folder: str = "timeseries",
+            data_root: Path = Path("."), synthetic: int | None = None, seed: int = 0) -> DataBundle:
     """Reads ``<data_root>/<folder>/<dataset>/<dataset>_TRAIN.ts`` and ``_TEST.ts`` (or ``<dataset>.npz``).
 
     Labels are indices into the train file's ``@classLabel`` order (published in ``input_spec['class_names']``).
+    ``standardize``: ``channel`` z-scores every channel with train statistics (:func:`standardize_channels`);
+    ``multivariate`` does so only for sets of more than one channel, the TS2Vec code's rule (its UEA loader
+    standardises, its UCR loader leaves the already z-normalised univariate series alone); ``none`` reads as is.
     """
     if synthetic is not None:
         channels, length, classes, varying = KNOWN.get(dataset, (1, 64, 2, False))
@@ -152,16 +167,27 @@ def ucr_uea(*, dataset: str = "GunPoint", source: Literal["ts", "npz"] = "ts",
         path = base / f"{dataset}.npz"
         arrays = read_npz(path, keys=("X_train", "y_train", "X_test", "y_test", "class_labels"))
         names = _class_names(arrays, path)
-        return make_bundle((arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"]),
+        train_x, test_x = _standardized(arrays["X_train"], arrays["X_test"], standardize)
+        return make_bundle((train_x, arrays["y_train"]), (test_x, arrays["y_test"]),
                            class_names=names, variable_length=variable_length, description=f"{dataset} (npz)",
                            source=str(path))
     train_file, test_file = read_ts(base / f"{dataset}_TRAIN.ts"), read_ts(base / f"{dataset}_TEST.ts")
     names = train_file.class_labels
-    train = (train_file.padded()[0], train_file.label_indices(names))
-    test = (test_file.padded()[0], test_file.label_indices(names))
+    train_x, test_x = _standardized(train_file.padded()[0], test_file.padded()[0], standardize)
+    train = (train_x, train_file.label_indices(names))
+    test = (test_x, test_file.label_indices(names))
     return make_bundle(train, test, class_names=names, variable_length=variable_length,
                        description=f"{dataset} ({len(train[1])} train / {len(test[1])} test, official split)",
                        source=str(train_file.path), test_source=str(test_file.path))
+
+
+def _standardized(train: np.ndarray, test: np.ndarray, mode: Standardize) -> tuple[np.ndarray, np.ndarray]:
+    if mode == "none" or (mode == "multivariate" and train.shape[1] < 2):
+        return train, test
+    if train.shape[1] != test.shape[1]:  # make_bundle names the files for this mismatch; leave it to it
+        return train, test
+    out_train, out_test = standardize_channels(train, test)
+    return out_train, out_test  # type: ignore[return-value]
 
 
 def _class_names(arrays: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omnissl.core.registry import ENCODERS
-from omnissl.nn.transformer import TransformerTrunk, masked_mean
 from omnissl.core.types import Encoder, EncoderOutput, TokenEncoder, TokenSequence
+from omnissl.nn.transformer import TransformerTrunk
 
 Normalize = Literal["none", "series"]
 
@@ -44,17 +44,26 @@ def masked_max(tokens: Tensor, padding: Tensor) -> Tensor:
 
 
 class SamePadConv(nn.Module):
-    """Dilated 1-D conv keeping the length: centred ('same') padding, or left-only padding when ``causal``."""
+    """Dilated 1-D conv keeping the length: centred ('same') padding, or left-only padding when ``causal``.
+
+    ``(B, C_in, T)`` → ``(B, C_out, T)``. With equal padding on both sides (odd receptive field, not causal: every
+    kernel-3 block) the conv pads itself, as the paper's code does, instead of an ``F.pad`` copy of the input
+    (forward + backward of the default encoder on ``(8, 1, 150)``, one thread: 0.151 vs 0.159 CPU-s, ~5 %).
+    Only the uneven cases pad the tensor first.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, causal: bool) -> None:
         super().__init__()
         field = (kernel_size - 1) * dilation + 1
         self.left = field - 1 if causal else field // 2
         self.right = 0 if causal else field - 1 - field // 2
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
+        symmetric = self.left == self.right
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation,
+                              padding=self.left if symmetric else 0)
+        self.pad_input = not symmetric
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.pad(x, (self.left, self.right)))
+        return self.conv(F.pad(x, (self.left, self.right)) if self.pad_input else x)
 
 
 class ConvBlock(nn.Module):

@@ -12,6 +12,10 @@ hierarchy (kernel 2 along time until one step is left):
 Similarities are plain dot products (no temperature), as in the paper's code. The loss per scale is
 ``α·ℓ_inst + (1−α)·ℓ_temp`` (only ``α·ℓ_inst`` at the last, one-step scale), averaged over the scales.
 Padded steps (varying-length series) are neither anchors nor negatives.
+
+``average_weights``: evaluation reads an equal-weight running average of the encoder's weights over the initial
+weights and every optimizer step (``torch.optim.swa_utils.AveragedModel``, updated after each step), which is what
+the paper's code encodes with (``TS2Vec.net``), not the last weights.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from omnissl.core.collectives import gather_cat
 from omnissl.core.errors import IncompatibleError
-from omnissl.objectives._global_stats import distributed, gather_rows, masked_share, shared_ints
-from omnissl.objectives.base import Objective
 from omnissl.core.registry import OBJECTIVES
 from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.objectives._global_stats import distributed, gather_rows, masked_share, shared_ints
+from omnissl.objectives.base import Objective
 
 
 def _paired_nce(sim: Tensor, valid: Tensor, *, share: bool = False) -> Tensor:
@@ -118,11 +123,29 @@ def take_per_row(x: Tensor, start: Tensor, length: int) -> Tensor:
 class TS2Vec(Objective):
     """Random overlapping crops (paper §3.2 'contextual consistency') → encoder tokens → hierarchical loss."""
 
-    def __init__(self, encoder: Encoder, *, alpha: float, temporal_unit: int) -> None:
+    def __init__(self, encoder: Encoder, *, alpha: float, temporal_unit: int, average_weights: bool) -> None:
         super().__init__(encoder)
         if "tokens" not in encoder.output_kinds:
             raise IncompatibleError(f"ts2vec needs per-timestamp token outputs; {type(encoder).__name__} only pools")
         self.alpha, self.temporal_unit = alpha, temporal_unit
+        self.averaged: AveragedModel | None = None
+        if average_weights:
+            # A submodule, so checkpoints carry the average and its count; never trained (no grads, no optimizer
+            # state), only copied into. Starts from the initial weights, as the paper's code does.
+            self.averaged = AveragedModel(encoder)
+            self.averaged.requires_grad_(False)
+            self.averaged.update_parameters(encoder)  # the initial weights are the first of the averaged snapshots
+
+    def on_step_end(self, *, step: int, total_steps: int) -> None:
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.encoder)
+
+    @property
+    def towers(self) -> dict[str, Encoder]:
+        """The averaged encoder when ``average_weights`` (what evaluation and export read), else the encoder."""
+        if self.averaged is None:
+            return super().towers
+        return {self.tower_name: self.averaged.module}  # type: ignore[dict-item]
 
     def crops(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
         """The paper's sampling: an overlap ``[a1, b1)`` of length ``crop_l`` inside two crops ``[a2, b1)`` and
@@ -161,8 +184,10 @@ class TS2Vec(Objective):
 
 
 @OBJECTIVES.register("ts2vec", description="TS2Vec hierarchical instance + temporal contrast (Yue et al., 2022)")
-def build_ts2vec(*, encoder: Encoder, alpha: float = 0.5, temporal_unit: int = 0) -> TS2Vec:
-    """Paper defaults: α = 0.5, temporal contrast from the first scale. Needs an encoder with token outputs."""
+def build_ts2vec(*, encoder: Encoder, alpha: float = 0.5, temporal_unit: int = 0,
+                 average_weights: bool = False) -> TS2Vec:
+    """Paper defaults: α = 0.5, temporal contrast from the first scale. Needs an encoder with token outputs.
+    ``average_weights``: evaluate the running average of the weights (the paper's code; the recipe sets it)."""
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return TS2Vec(encoder, alpha=alpha, temporal_unit=temporal_unit)
+    return TS2Vec(encoder, alpha=alpha, temporal_unit=temporal_unit, average_weights=average_weights)
