@@ -69,10 +69,11 @@ def child_train(recipe_path: str, root: str, run_dir: str) -> None:
     cpu, began = time.process_time(), time.time()
     result = Trainer(assemble(recipe, root=Path(root)), Path(run_dir)).fit()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"peak_rss_mb": round(own / 1024, 1), "worker_peak_rss_mb": round(workers / 1024, 1),
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the DataLoader workers, once they have exited
+    print(json.dumps({"peak_rss_mb": round(own / 1024, 1), "worker_peak_rss_mb": round(children.ru_maxrss / 1024, 1),
                       "samples_per_s": round(result.samples_per_second, 1), "steps": result.steps_done,
                       "cpu_s": round(time.process_time() - cpu, 1),
+                      "worker_cpu_s": round(children.ru_utime + children.ru_stime, 1),
                       **steady_rate(Path(run_dir) / "metrics.jsonl", recipe.train.batch_size, began)}))
 
 
