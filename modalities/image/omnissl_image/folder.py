@@ -11,7 +11,9 @@ keep their top 8 bits (``>> 8``), the faithful 8-bit version of the same picture
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,22 +78,72 @@ def to_rgb_array(*, image: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def decode_image(*, path: Path, image_size: int) -> Tensor:
-    """One file → uint8 ``(3, image_size, image_size)`` (shorter side resized, then centre-cropped)."""
-    from PIL import Image
-    from torchvision.transforms import v2
+_JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
+
+
+def decode_native(data: bytes) -> Tensor | None:
+    """8-bit JPEG/PNG bytes → uint8 ``(3, H, W)`` by ``torchvision.io`` (libjpeg-turbo / libpng straight into a
+    tensor), or ``None`` for anything else, which the PIL path then decodes or names as broken.
+
+    Same pixels as PIL's ``convert("RGB")`` for PNG and the same libjpeg-turbo decode for JPEG, for less CPU per
+    small image (PIL's Python-side open/load dominates there): member bytes → fitted tensor, one thread, 1,000
+    images, machine shared: 64-px JPEG 90 vs 238 µs, 32-px CIFAR PNG 105–120 vs 212 µs through PIL. 16-bit PNGs
+    go to PIL, which keeps their top 8 bits.
+    """
+    if not (data.startswith(_JPEG) or data.startswith(_PNG) and len(data) > 24 and data[24] <= 8):
+        return None
+    from torchvision.io import ImageReadMode, decode_image
 
     try:
-        with Image.open(path) as image:
+        tensor = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError:  # truncated or corrupt: the PIL path raises the named DataError
+        return None
+    return tensor if tensor.dtype == torch.uint8 and tensor.ndim == 3 and tensor.shape[0] == 3 else None
+
+
+@functools.lru_cache(maxsize=8)
+def _resize_crop(image_size: int) -> Callable[[Tensor], Tensor]:
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
+
+
+def fit_tensor(tensor: Tensor, *, image_size: int) -> Tensor:
+    """uint8 ``(3, H, W)`` → ``(3, S, S)``: shorter side resized to ``S`` (antialiased), centre-cropped."""
+    if tensor.shape[1] == image_size and tensor.shape[2] == image_size:
+        return tensor
+    return _resize_crop(image_size)(tensor)
+
+
+def decode_pil(data: bytes | Path, *, where: str | Path) -> Tensor:
+    """Any format PIL reads → uint8 ``(3, H, W)``; what it cannot decode is a :class:`DataError` naming ``where``."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
             image.load()
-            array = to_rgb_array(image=image, path=path)
+            array = to_rgb_array(image=image, path=Path(where))
     except DataError:
         raise
     except Exception as error:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ValueError …
-        raise DataError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from error
-    tensor = torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1)  # a writable copy
-    resize = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
-    return resize(tensor)
+        raise DataError(f"{where}: cannot decode image ({type(error).__name__}: {error})") from error
+    return torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1)  # a writable copy
+
+
+def decode_image(*, path: Path, image_size: int) -> Tensor:
+    """One file → uint8 ``(3, image_size, image_size)`` (shorter side resized, then centre-cropped)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read image ({type(error).__name__}: {error})") from error
+    tensor = decode_native(data)
+    if tensor is None:
+        tensor = decode_pil(data, where=path)
+    if 0 in tensor.shape:
+        raise DataError(f"{path}: image has no pixels, shape {tuple(tensor.shape)}")
+    return fit_tensor(tensor, image_size=image_size)
 
 
 def class_index(*, train: SplitFiles, test: SplitFiles | None, train_dir: Path, test_dir: Path) -> dict[str, int]:

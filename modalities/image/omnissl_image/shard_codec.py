@@ -8,43 +8,26 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from omnissl.core.errors import ConfigError, DataError
 from omnissl.data.codecs import register_codec
-from omnissl_image.folder import to_rgb_array
+from omnissl_image.folder import decode_native, decode_pil, fit_tensor
 
 EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm", "pgm", "tif", "tiff", "gif")
 
 
-def fit_image(array: np.ndarray, *, image_size: int) -> Tensor:
-    """``(H, W, 3)`` uint8 → ``(3, S, S)``: shorter side resized to ``S`` (antialiased), centre-cropped."""
-    from torchvision.transforms import v2
-
-    tensor = torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1)
-    if tensor.shape[1] == image_size and tensor.shape[2] == image_size:
-        return tensor
-    return v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])(tensor)
-
-
 def decode_image_bytes(data: bytes, *, image_size: int, where: str) -> Tensor:
-    from PIL import Image
-
+    """One member's bytes → uint8 ``(3, S, S)``: 8-bit JPEG/PNG by ``torchvision.io``, the rest by PIL."""
     if not data:
         raise DataError(f"{where}: empty image member")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            array = to_rgb_array(image=image, path=where)  # type: ignore[arg-type]
-    except DataError:
-        raise
-    except Exception as error:
-        raise DataError(f"{where}: cannot decode image ({type(error).__name__}: {error})") from error
-    if 0 in array.shape:
-        raise DataError(f"{where}: image has no pixels, shape {array.shape}")
-    return fit_image(array, image_size=image_size)
+    tensor = decode_native(data)
+    if tensor is None:
+        tensor = decode_pil(data, where=where)
+    if 0 in tensor.shape:
+        raise DataError(f"{where}: image has no pixels, shape {tuple(tensor.shape)}")
+    return fit_tensor(tensor, image_size=image_size)
 
 
 class ImageCodec:
