@@ -8,7 +8,7 @@ checked after every update, and a checkpoint of non-finite tensors is refused ou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -20,11 +20,20 @@ class NonFiniteLossError(OmnisslError, FloatingPointError):
 
 
 def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
-    """True when no floating-point tensor holds a NaN or Inf: one fused max-abs per tensor, one sync."""
+    """True when no floating-point tensor holds a NaN or Inf: one fused norm per tensor, one sync.
+
+    The L2 norm (the kernel ``clip_grad_norm_`` uses) goes first: NaN and Inf propagate through it, and on CPU it is
+    about 10× cheaper than the max-abs norm (TS2Vec's 48 tensors, 637k weights, one thread: 0.29 vs 3.0 ms, which
+    was 8 % of a training step). Its sum of squares can also overflow for huge but finite values, so a non-finite
+    L2 norm is confirmed with the exact max-abs norm before the answer is False.
+    """
     floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]  # empty: nothing to check
     if not floats:
         return True
-    norms = torch._foreach_norm(floats, float("inf"))  # the kernel clip_grad_norm_ uses; NaN propagates
+    return _norms_finite(torch._foreach_norm(floats)) or _norms_finite(torch._foreach_norm(floats, float("inf")))
+
+
+def _norms_finite(norms: Sequence[torch.Tensor]) -> bool:
     return bool(torch.stack([n.float().to(norms[0].device) for n in norms]).isfinite().all())
 
 

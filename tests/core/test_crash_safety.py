@@ -275,3 +275,18 @@ def test_the_finiteness_check_accepts_empty_tensors() -> None:
     assert all_finite([torch.empty(2, 0, 4), torch.ones(3)])
     assert not all_finite([torch.empty(0), torch.tensor([1.0, float("nan")])])
     assert nonfinite_entries({"queue": torch.empty(2, 0, 4), "w": torch.tensor([float("inf")])}) == {"w": 1}
+
+
+def test_the_finiteness_check_is_exact_where_the_fast_norm_overflows() -> None:
+    # The L2 norm goes first; its sum of squares overflows for huge finite values (fp32: 1e30² = inf; an fp16 norm above 65504),
+    # which must not read as NaN/Inf weights. A real Inf or NaN is still found in any dtype.
+    from omnissl.train.guard import all_finite
+
+    assert all_finite([torch.full((4,), 1e30), torch.ones(2)])
+    assert all_finite([torch.full((8,), 60000.0, dtype=torch.float16)])  # its norm, 1.7e5, is inf in fp16
+    assert all_finite([torch.full((8,), 1e30, dtype=torch.bfloat16)])
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        for bad in (float("inf"), float("-inf"), float("nan")):
+            values = torch.ones(5, dtype=dtype)
+            values[3] = bad
+            assert not all_finite([torch.ones(3), values]), (dtype, bad)
