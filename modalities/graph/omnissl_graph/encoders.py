@@ -119,16 +119,18 @@ class GCN(ConvStack):
 
 class GAT(ConvStack):
     """GAT (Veličković et al., ICLR 2018) as GraphMAE's encoder: ``layers`` × GATConv with ``heads`` heads
-    concatenated (each ``hidden/heads`` wide), ELU/PReLU between, residual linear, attention dropout."""
+    concatenated (each ``hidden/heads`` wide), ELU/PReLU between, attention dropout; ``residual`` adds a linear
+    skip per layer (GraphMAE's ``--residual``, off in its Cora/CiteSeer/PubMed runs)."""
 
     def __init__(self, *, in_dim: int, hidden: int, heads: int, layers: int, activation: str, readout: Readout,
-                 jumping: bool, input_dropout: float, attention_dropout: float, dropout: float) -> None:
+                 jumping: bool, input_dropout: float, attention_dropout: float, dropout: float,
+                 residual: bool = False) -> None:
         super().__init__(in_dim=in_dim, readout=readout, jumping=jumping, input_dropout=input_dropout)
         if hidden % heads:
             raise ValueError(f"hidden {hidden} must be a multiple of heads {heads}")
         self.convs = nn.ModuleList([
             GATConv(in_dim if i == 0 else hidden, hidden // heads, heads=heads, dropout=attention_dropout,
-                    residual=True)
+                    residual=residual)
             for i in range(layers)
         ])
         self.acts = nn.ModuleList([_ACT[activation]() for _ in range(layers)])
@@ -160,8 +162,10 @@ def build_gcn(*, num_features: int = 1433, dims: tuple[int, ...] = (256, 128), a
 @ENCODERS.register("gat", modality="graph", description="GAT node encoder (GraphMAE), mean readout for graphs")
 def build_gat(*, num_features: int = 1433, hidden: int = 512, heads: int = 4, layers: int = 2,
               activation: Literal["relu", "prelu", "elu"] = "prelu", readout: Readout = "mean", jumping: bool = False,
-              input_dropout: float = 0.2, attention_dropout: float = 0.1, dropout: float = 0.2) -> Encoder:
-    """GraphMAE on Cora: 2 layers, 4 heads, 512 hidden, PReLU, feature dropout 0.2, attention dropout 0.1."""
+              input_dropout: float = 0.2, attention_dropout: float = 0.1, dropout: float = 0.2,
+              residual: bool = False) -> Encoder:
+    """GraphMAE on Cora: 2 layers, 4 heads, 512 hidden, PReLU, feature dropout 0.2, attention dropout 0.1, no
+    residual (the authors' ``configs.yml`` leaves ``--residual`` off; the skip also doubles layer 1's matmuls)."""
     return GAT(in_dim=num_features, hidden=hidden, heads=heads, layers=layers, activation=activation,
                readout=readout, jumping=jumping, input_dropout=input_dropout, attention_dropout=attention_dropout,
-               dropout=dropout)
+               dropout=dropout, residual=residual)

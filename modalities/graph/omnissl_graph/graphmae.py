@@ -12,13 +12,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch_geometric.nn import GATConv, GCNConv, GINConv
+from torch_geometric.nn import GCNConv, GINConv
+from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from omnissl.core.errors import IncompatibleError
-from omnissl.objectives._global_stats import global_log, sample_mean
-from omnissl.objectives.base import Objective
 from omnissl.core.registry import OBJECTIVES
 from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
+from omnissl.objectives._global_stats import global_log, sample_mean
+from omnissl.objectives.base import Objective
 from omnissl_graph.augment import replace
 
 Decoder = Literal["gat", "gin", "gcn", "linear"]
@@ -33,14 +34,48 @@ def sce_loss(prediction: Tensor, target: Tensor, *, alpha: float) -> Tensor:
     return sample_mean((1 - cosine).pow(alpha))
 
 
-class _Decoder(nn.Module):
-    """One GNN layer from code ``(N, D)`` to features ``(N, F)`` with no output activation."""
+class GATDecoderLayer(nn.Module):
+    """Single-head GAT layer (Veličković et al., 2018) ``(N, D) → (N, F)``, aggregated *before* the projection.
 
-    def __init__(self, kind: Decoder, dim: int, out_dim: int, heads: int) -> None:
+    With one head, ``Σ_j α_ij W h_j = W Σ_j α_ij h_j`` and ``a·W h_j = (Wᵀa)·h_j``, so this equals PyG's
+    ``GATConv(D, F, heads=1)`` (self-loops, LeakyReLU 0.2, attention dropout, bias) while the per-edge messages
+    are ``D`` wide instead of ``F`` (Cora: 512 vs 1,433) and only the requested ``rows`` are projected (GraphMAE
+    scores masked nodes only). Feature dropout on the input, as GraphMAE's decoder (``feat_drop``).
+    """
+
+    def __init__(self, dim: int, out_dim: int, *, dropout: float, attention_dropout: float) -> None:
+        super().__init__()
+        self.lin = nn.Linear(dim, out_dim, bias=False)
+        self.att_src, self.att_dst = nn.Parameter(torch.empty(out_dim)), nn.Parameter(torch.empty(out_dim))
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+        self.dropout, self.attention_dropout = nn.Dropout(dropout), nn.Dropout(attention_dropout)
+        bound = (6 / (out_dim + 1)) ** 0.5  # glorot on the (1, F) attention vectors, as GATConv
+        nn.init.uniform_(self.att_src, -bound, bound)
+        nn.init.uniform_(self.att_dst, -bound, bound)
+
+    def forward(self, x: Tensor, edge_index: Tensor, rows: Tensor | None = None) -> Tensor:
+        x = self.dropout(x)
+        edge_index, _ = add_self_loops(remove_self_loops(edge_index)[0], num_nodes=x.shape[0])
+        src, dst = edge_index
+        scores = x @ torch.stack([self.lin.weight.t() @ self.att_src, self.lin.weight.t() @ self.att_dst], 1)
+        logits = F.leaky_relu(scores[src, 0] + scores[dst, 1], 0.2)
+        alpha = self.attention_dropout(softmax(logits, dst, num_nodes=x.shape[0]))
+        aggregated = torch.zeros_like(x).index_add_(0, dst, x[src] * alpha.unsqueeze(1))
+        if rows is not None:
+            aggregated = aggregated[rows]
+        return self.lin(aggregated) + self.bias
+
+
+class _Decoder(nn.Module):
+    """One GNN layer from code ``(N, D)`` to features ``(N, F)`` (or the ``rows`` asked for) with no output
+    activation. GAT: GraphMAE's decoder (one head, feature dropout ``dropout``, attention dropout)."""
+
+    def __init__(self, kind: Decoder, dim: int, out_dim: int, *, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.kind = kind
         if kind == "gat":
-            self.layer: nn.Module = GATConv(dim, out_dim, heads=heads, concat=False)
+            self.layer: nn.Module = GATDecoderLayer(dim, out_dim, dropout=dropout,
+                                                    attention_dropout=attention_dropout)
         elif kind == "gin":
             self.layer = GINConv(nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim)))
         elif kind == "gcn":
@@ -48,8 +83,11 @@ class _Decoder(nn.Module):
         else:
             self.layer = nn.Linear(dim, out_dim)
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.layer(x) if self.kind == "linear" else self.layer(x, edge_index)
+    def forward(self, x: Tensor, edge_index: Tensor, rows: Tensor | None = None) -> Tensor:
+        if self.kind == "gat":
+            return self.layer(x, edge_index, rows)
+        out = self.layer(x) if self.kind == "linear" else self.layer(x, edge_index)
+        return out if rows is None else out[rows]
 
 
 class GraphMAE(Objective):
@@ -60,7 +98,7 @@ class GraphMAE(Objective):
     """
 
     def __init__(self, encoder: Encoder, *, num_features: int, mask_rate: float, replace_rate: float, alpha: float,
-                 decoder: Decoder, decoder_heads: int) -> None:
+                 decoder: Decoder, decoder_dropout: float = 0.0, decoder_attention_dropout: float = 0.0) -> None:
         super().__init__(encoder)
         if not hasattr(encoder, "node_embeddings"):
             raise IncompatibleError(f"GraphMAE needs a graph encoder with node_embeddings, got {type(encoder).__name__}")
@@ -69,7 +107,8 @@ class GraphMAE(Objective):
         self.mask_rate, self.replace_rate, self.alpha = mask_rate, replace_rate, alpha
         self.mask_token = nn.Parameter(torch.zeros(1, num_features))
         self.encoder_to_decoder = nn.Linear(encoder.embed_dim, encoder.embed_dim, bias=False)
-        self.decoder = _Decoder(decoder, encoder.embed_dim, num_features, decoder_heads)
+        self.decoder = _Decoder(decoder, encoder.embed_dim, num_features, dropout=decoder_dropout,
+                                attention_dropout=decoder_attention_dropout)
 
     def corrupt(self, x: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
         """Return the corrupted features ``(N, F)`` and the masked node ids ``(M,)``."""
@@ -95,16 +134,19 @@ class GraphMAE(Objective):
         hidden = self.encoder_to_decoder(codes)
         keep = torch.ones(hidden.shape[0], 1, device=hidden.device, dtype=hidden.dtype)
         keep[masked] = 0.0  # re-mask: the decoder must rebuild masked nodes from their neighbours
-        reconstruction = self.decoder(hidden * keep, graph.edge_index)
-        loss = sce_loss(reconstruction[masked], x[masked], alpha=self.alpha)
+        reconstruction = self.decoder(hidden * keep, graph.edge_index, masked)  # (M, F): masked rows only
+        loss = sce_loss(reconstruction, x[masked], alpha=self.alpha)
         pooled = self.encoder.pool(codes, view)  # type: ignore[operator]
         return ObjectiveOutput(loss=loss, logs={"sce": global_log(loss)}, embeddings=pooled.detach())
 
 
 @OBJECTIVES.register("graphmae", modality="graph", description="GraphMAE: masked node-feature reconstruction, SCE loss (Hou et al., 2022)")
 def build_graphmae(*, encoder: Encoder, num_features: int = 7, mask_rate: float = 0.5, replace_rate: float = 0.05,
-                   alpha: float = 3.0, decoder: Decoder = "gat", decoder_heads: int = 1) -> GraphMAE:
-    """Cora settings of the paper: mask 0.5, replace 0.05, α = 3, one-layer single-head GAT decoder.
+                   alpha: float = 3.0, decoder: Decoder = "gat", decoder_dropout: float = 0.2,
+                   decoder_attention_dropout: float = 0.1) -> GraphMAE:
+    """Cora settings of the paper: mask 0.5, replace 0.05, α = 3, one-layer single-head GAT decoder with the
+    encoder's feature/attention dropout (0.2/0.1; the authors' ``in_drop``/``attn_drop``, GAT decoder only).
     ``num_features`` comes from the dataset's input spec."""
     return GraphMAE(encoder, num_features=num_features, mask_rate=mask_rate, replace_rate=replace_rate, alpha=alpha,
-                    decoder=decoder, decoder_heads=decoder_heads)
+                    decoder=decoder, decoder_dropout=decoder_dropout,
+                    decoder_attention_dropout=decoder_attention_dropout)
