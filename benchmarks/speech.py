@@ -33,6 +33,7 @@ import torch
 
 from omnissl.core.config import Recipe, load_recipe
 from omnissl.data.tensors import Subset, training_loader
+from omnissl.eval.readout import BlockReadout
 from omnissl.eval.splits import validation_split
 from omnissl.train.assemble import assemble, build_data, random_init_encoders
 from omnissl.train.runner import Trainer, place_for_training, read_metrics
@@ -120,6 +121,22 @@ def labelled_bundle(method: str, overrides: list[str], label: str, data_root: st
                                test=Subset(bundle.train, carve.val.tolist()))
 
 
+def readouts(method: str, encoder: Any, kind: str, args: argparse.Namespace, *, validation: bool) -> dict[str, Any]:
+    """The rows to score for one encoder. ``--scan-blocks`` (validation): the final output and every block's
+    (:class:`BlockReadout`), to choose the readout on validation; ``--readout-block K`` (test): block K under the
+    plain name, which the README table reads, and the final output beside it."""
+    if validation and args.scan_blocks:
+        depth = len(getattr(getattr(encoder, "trunk", None), "blocks", []))
+        if not depth:
+            raise SystemExit(f"--scan-blocks: {method}'s encoder {type(encoder).__name__} has no transformer trunk")
+        return {f"{method} ({kind})": encoder,
+                **{f"{method} ({kind}, block {k})": BlockReadout(encoder, block=k) for k in range(1, depth + 1)}}
+    if args.readout_block is not None:
+        return {f"{method} ({kind})": BlockReadout(encoder, block=args.readout_block),
+                f"{method} ({kind}, final output)": encoder}
+    return {f"{method} ({kind})": encoder}
+
+
 def mean_rows(per_seed: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Rows (by name) averaged over pretraining seeds: probe mean ± std over the seeds' probe means (one seed: its
     probe-seed spread), k-NN averaged; the raw-input row is the same every seed and comes from the first."""
@@ -143,9 +160,10 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, Any]:
     per_label: dict[str, list[dict[str, Any]]] = {label: [] for label in LABELS}
     for seed in range(args.seeds):
         recipe, assembled, run = pretrain(method, overrides, seed=seed, data_root=args.data_root)
-        encoders = {f"{method} (pretrained)": assembled.objective.towers["main"]}
+        encoders = readouts(method, assembled.objective.towers["main"], "pretrained", args, validation=validation)
         if not validation:
-            encoders[f"{method} (random init)"] = random_init_encoders(recipe, assembled.bundle, seed=seed + 1)["main"]
+            random_init = random_init_encoders(recipe, assembled.bundle, seed=seed + 1)["main"]
+            encoders.update(readouts(method, random_init, "random init", args, validation=False))
         for label in LABELS:
             bundle = labelled_bundle(method, overrides, label, args.data_root, validation=validation)
             report = evaluate(encoders, bundle, recipe.eval, device=torch.device("cpu"), include_raw=seed == 0,
@@ -155,7 +173,8 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, Any]:
         runs.append(run)
     cpu = [r["cpu_seconds"] for r in runs]
     return {"method": method, "recipe": f"recipes/speech/{method}.yaml", "overrides": overrides,
-            "settings": list(args.override), "trial": args.trial, **plan, "runs": runs,
+            "settings": list(args.override), "trial": args.trial, "readout_block": args.readout_block, **plan,
+            "runs": runs,
             "steps_done": runs[0]["steps_done"], "stopped_because": runs[0]["stopped_because"],
             "batch_size": recipe.train.batch_size, "wall_seconds": statistics.fmean(r["wall_seconds"] for r in runs),
             "cpu_seconds": statistics.fmean(cpu), "threads": torch.get_num_threads(),
@@ -193,6 +212,8 @@ def table() -> str:
             for row in report["rows"]:
                 cells.setdefault(row["name"], {})[label] = _probe_cells(row)
         settings = " ".join(result.get("settings", [])) or "as shipped"
+        if result.get("readout_block"):
+            settings += f"; readout block {result['readout_block']} (final output below it)"
         for name, by_label in cells.items():
             if name == "raw input":
                 raw = by_label
@@ -217,15 +238,28 @@ def write_sweep(trials: list[dict[str, Any]]) -> None:
               "training clips and scored on the other 20 % (seed 0 carve per label; the 300 test clips are never "
               "read). Per method, the trial with the best mean of the digit and speaker validation probes is run on "
               "test (speech.md)."), "",
-             "| method | trial | overrides | steps | CPU-min | load | digit val probe | speaker val probe | mean | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             ("| method | trial | overrides | steps | CPU-min | load | digit val probe | speaker val probe | mean | "
+              "best readout (mean val probe) | command |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in trials:
         probes = [t["reports"][label]["rows"][0]["probe"]["mean"] for label in LABELS]
+        best = max(_readout_means(t).items(), key=lambda item: item[1])
         run = t["runs"][0]
         lines.append(f"| {t['method']} | {t['trial']} | {' '.join(t['settings']) or '(shipped)'} | {run['steps_done']} "
                      f"| {run['cpu_seconds'] / 60:.1f} | {run['load_average_before_after']} | {100 * probes[0]:.1f} | "
-                     f"{100 * probes[1]:.1f} | {50 * sum(probes):.2f} | `{t['command']}` |")
+                     f"{100 * probes[1]:.1f} | {50 * sum(probes):.2f} | {best[0]}: {100 * best[1]:.2f} | "
+                     f"`{t['command']}` |")
     (RESULTS / "speech_sweep.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _readout_means(trial: dict[str, Any]) -> dict[str, float]:
+    """Mean of the digit and speaker validation probes per readout ("final output", "block k")."""
+    by_name: dict[str, list[float]] = {}
+    for label in LABELS:
+        for row in trial["reports"][label]["rows"]:
+            if row["kind"] != "raw":
+                readout = row["name"].split(", ")[1].rstrip(")") if ", " in row["name"] else "final output"
+                by_name.setdefault(readout, []).append(row["probe"]["mean"])
+    return {name: statistics.fmean(values) for name, values in by_name.items()}
 
 
 def main() -> None:
@@ -242,6 +276,11 @@ def main() -> None:
     parser.add_argument("--select-on", choices=("test", "val"), default="test",
                         help="val: score on a stratified 20 %% carve of the training clips and append the trial to "
                              "speech_sweep.json (test is never read)")
+    parser.add_argument("--scan-blocks", action="store_true",
+                        help="with --select-on val: also score every transformer block's mean-pooled hidden state")
+    parser.add_argument("--readout-block", type=int, default=None,
+                        help="score block K's mean-pooled hidden state (chosen with --scan-blocks) beside the final "
+                             "output, for the trained encoder and its random-init twin")
     parser.add_argument("--trial", default="shipped", help="the trial's name in speech_sweep.json")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None)
