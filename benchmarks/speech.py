@@ -158,14 +158,15 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, Any]:
     validation = args.select_on == "val"
     runs: list[dict[str, Any]] = []
     per_label: dict[str, list[dict[str, Any]]] = {label: [] for label in LABELS}
+    bundles = {label: labelled_bundle(method, overrides, label, args.data_root, validation=validation)
+               for label in LABELS}  # the same clips and labels for every seed: read once
     for seed in range(args.seeds):
         recipe, assembled, run = pretrain(method, overrides, seed=seed, data_root=args.data_root)
         encoders = readouts(method, assembled.objective.towers["main"], "pretrained", args, validation=validation)
         if not validation:
             random_init = random_init_encoders(recipe, assembled.bundle, seed=seed + 1)["main"]
             encoders.update(readouts(method, random_init, "random init", args, validation=False))
-        for label in LABELS:
-            bundle = labelled_bundle(method, overrides, label, args.data_root, validation=validation)
+        for label, bundle in bundles.items():
             report = evaluate(encoders, bundle, recipe.eval, device=torch.device("cpu"), include_raw=seed == 0,
                               dataset_name=f"fsdd-{label}" + (" (validation carve)" if validation else ""))
             per_label[label].append({row["name"]: row for row in legacy_rows(report)})
