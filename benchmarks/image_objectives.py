@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cpu_budget import step_cpu_seconds  # benchmarks/ is on sys.path: run as a script
 from torch.utils.data import Subset
 
 from omnissl.core.config import Recipe, dump_recipe, load_recipe
 from omnissl.core.types import DataBundle
 from omnissl.data.tensors import training_loader
 from omnissl.train.assemble import assemble, random_init_encoders
-from omnissl.train.runner import Trainer, place_for_training, read_metrics
+from omnissl.train.runner import Trainer, read_metrics
 from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,29 +46,6 @@ METHODS = ["simclr", "moco_v2", "moco_v3", "byol", "simsiam", "barlow_twins", "v
 
 def recipe_for(method: str, extra: list[str], variant: str | None = None) -> Recipe:
     return load_recipe(ROOT / "recipes" / "image" / f"{method}.yaml", extra, variant=variant)
-
-
-def calibrate(recipe: Recipe, *, steps: int = 2) -> float:
-    """CPU seconds per optimizer step (median of ``steps`` after one warm-up step), measured outside the budget.
-
-    CPU time (``time.process_time``: this process, all threads) rather than wall time, so the plan holds when
-    other jobs share the machine."""
-    assembled = assemble(recipe)
-    objective = place_for_training(assembled.objective, recipe.train, torch.device("cpu"))
-    policy = assembled.policies["main"]
-    optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6)
-    loader = iter(training_loader(assembled.bundle.train, assembled.bundle, batch_size=recipe.train.batch_size,
-                                  seed=0, start_batch=0, num_workers=0))
-    times = []
-    for step in range(steps + 1):
-        tick = time.process_time()
-        output = objective(policy(next(loader)["x"]))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-        objective.on_step_end(step=step, total_steps=1000)
-        times.append(time.process_time() - tick)
-    return statistics.median(times[1:])
 
 
 def eval_overrides(args: argparse.Namespace) -> list[str]:
@@ -106,7 +84,7 @@ def run_method(method: str, args: argparse.Namespace, baselines: dict[str, Any])
     budget_s = args.minutes * 60
     load_at_start = os.getloadavg()[0]
     base = recipe_for(method, args.override + eval_overrides(args), args.variant)
-    step_s = calibrate(base)
+    step_s = step_cpu_seconds(base)
     steps = max(5, int(budget_s * 0.97 / step_s))
     warmup = min(base.train.warmup_steps, steps // 10)
     overrides = eval_overrides(args) + [

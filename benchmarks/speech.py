@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cpu_budget import step_cpu_seconds  # benchmarks/ is on sys.path: run as a script
 
-from omnissl.core.config import Recipe, load_recipe
-from omnissl.data.tensors import Subset, training_loader
+from omnissl.core.config import load_recipe
+from omnissl.data.tensors import Subset
 from omnissl.eval.readout import BlockReadout
 from omnissl.eval.splits import validation_split
 from omnissl.train.assemble import assemble, build_data, random_init_encoders
-from omnissl.train.runner import Trainer, place_for_training, read_metrics
+from omnissl.train.runner import Trainer, read_metrics
 from omnissl.workflows.evaluation import evaluate_encoders, legacy_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,26 +54,6 @@ def evaluate(encoders: dict[str, Any], bundle: Any, config: Any, *, device: torc
                              include_raw=include_raw, kinds=kinds)
 
 
-def calibrate(recipe: Recipe, *, data_root: str | None, steps: int = 4) -> float:
-    """CPU seconds per optimizer step as the Trainer runs it (loader, augmentation, forward, backward, AdamW):
-    the median of ``steps`` after one warm-up step (HuBERT fits its k-means there), outside the budget."""
-    assembled = assemble(recipe, root=data_root)
-    objective = place_for_training(assembled.objective, recipe.train, torch.device("cpu"))
-    optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6)
-    loader = iter(training_loader(assembled.bundle.train, assembled.bundle, batch_size=recipe.train.batch_size,
-                                  seed=0, start_batch=0, num_workers=0))
-    times = []
-    for step in range(steps + 1):
-        tick = time.process_time()
-        output = objective(assembled.views(next(loader)["x"]))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-        objective.on_step_end(step=step, total_steps=1000)
-        times.append(time.process_time() - tick)
-    return statistics.median(times[1:])
-
-
 def budget_overrides(method: str, args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     """The recipe overrides that set this run's budget, and what the calibration planned."""
     fixed = ["train.checkpoint_every=0", "train.knn_every=0", *args.override]
@@ -80,12 +61,12 @@ def budget_overrides(method: str, args: argparse.Namespace) -> tuple[list[str], 
         steps = [f"train.steps={args.steps}"] if args.steps is not None else []
         return [f"train.max_minutes={args.minutes}", *fixed, *steps], {}
     recipe = load_recipe(ROOT / "recipes" / "speech" / f"{method}.yaml", fixed)
-    step_s = calibrate(recipe, data_root=args.data_root)
+    step_s = step_cpu_seconds(recipe, data_root=args.data_root, steps=4)
     refines = (recipe.objective.name == "hubert" and getattr(recipe.objective, "refine_at_step", None) is not None
                and not any(o.startswith("objective.refine_at_step=") for o in args.override))
     if refines:  # the second iteration also runs the frozen snapshot for its targets: time both halves
         second = load_recipe(ROOT / "recipes" / "speech" / f"{method}.yaml", [*fixed, "objective.refine_at_step=1"])
-        step_s = (step_s + calibrate(second, data_root=args.data_root)) / 2
+        step_s = (step_s + step_cpu_seconds(second, data_root=args.data_root, steps=4)) / 2
     steps = max(10, int(args.cpu_minutes * 60 * 0.97 / step_s))
     planned = [f"train.steps={steps}", f"train.warmup_steps={min(recipe.train.warmup_steps, steps // 10)}",
                "train.max_minutes=null", f"train.max_cpu_minutes={args.cpu_minutes}"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from torch.utils.data import TensorDataset
 from omnissl.core.types import DataBundle
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks import their shared helpers as siblings
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +48,16 @@ def test_merge_refuses_parts_with_different_budgets(bench, tmp_path, monkeypatch
     with pytest.raises(SystemExit, match="differ in"):
         bench.merge(argparse.Namespace(merge=["a", "b"], name="merged"))
     assert not (tmp_path / "merged.json").exists()
+
+
+def test_step_calibration_times_real_steps_and_rejects_zero() -> None:
+    """The CPU-budget planner both image and speech benchmarks use: a positive per-step time from real steps."""
+    from cpu_budget import step_cpu_seconds
+
+    from omnissl.core.config import load_recipe
+
+    recipe = load_recipe(ROOT / "recipes" / "image" / "simclr.yaml",
+                         ["encoder.width=4", "objective.hidden_dim=16", "objective.projection_dim=8", "train.batch_size=8"])
+    assert step_cpu_seconds(recipe, synthetic=16, steps=1) > 0
+    with pytest.raises(ValueError, match="steps must be"):
+        step_cpu_seconds(recipe, synthetic=16, steps=0)
