@@ -156,6 +156,9 @@ class EvalConfig(Strict):
     max_test_samples: StrictInt | None = Field(None, ge=1)
     # Helper C (issue 18): the registered evaluation protocols (omnissl list evaluations); None = [knn, linear_probe].
     protocols: list[Component] | None = Field(None, description="evaluation protocols, e.g. [{name: ts_rbf_svm}]")
+    readout_block: StrictInt | None = Field(
+        None, ge=1, description="read features from this transformer block (1 … depth), not the final output; "
+        "for the trained and random-init encoder alike (layer-wise probing, SUPERB)")
 
 
 _TOWER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # a folder name for `export` and a dotted-key part

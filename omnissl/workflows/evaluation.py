@@ -11,8 +11,10 @@ from typing import Any
 
 import torch
 
+from omnissl.core.errors import ConfigError
 from omnissl.core.registry import DATASETS, OBJECTIVES
 from omnissl.eval.engine import EvalContext, Row, build_protocols, fixed_subsets, run_table
+from omnissl.eval.readout import BlockReadout
 from omnissl.eval.splits import dataset_labels, indices_hash
 from omnissl.eval.table import ResultTable
 from omnissl.train.assemble import Assembled, random_init_encoders
@@ -37,15 +39,29 @@ def cache_scope(assembled: Assembled, ctx: EvalContext) -> dict[str, Any]:
             "labels": [indices_hash(dataset_labels(s, ctx.bundle)) for s in (ctx.train_set, ctx.test_set)]}
 
 
+def read_out(encoder: Any, block: int | None, *, tower: str) -> Any:
+    """``encoder`` as the evaluation reads it: its final output, or block ``eval.readout_block`` of it."""
+    if block is None:
+        return encoder
+    try:
+        return BlockReadout(encoder, block=block)
+    except TypeError as error:
+        raise ConfigError(f"eval.readout_block: tower '{tower}' encoder {type(encoder).__name__} has no "
+                          "transformer blocks to read from (it needs tokenize + encode_tokens)") from error
+
+
 def baseline_rows(assembled: Assembled, tower: str, *, seed: int) -> list[Row]:
     """Random init (same architecture, fresh weights) and, for one-tower data with raw features, the raw input."""
     recipe, bundle = assembled.recipe, assembled.bundle
     rows = []
     if "random_init" in recipe.eval.baselines:
-        encoder = random_init_encoders(recipe, bundle, seed=seed)[tower]
-        spec = recipe.towers[tower].encoder
+        block = recipe.eval.readout_block
+        encoder = read_out(random_init_encoders(recipe, bundle, seed=seed)[tower], block, tower=tower)
+        identity = {"kind": "random init", "architecture": recipe.towers[tower].encoder.model_dump(), "seed": seed}
+        if block is not None:  # a cached final-output cell must not answer for a block readout
+            identity["readout_block"] = block
         rows.append(Row(name="random init", kind="random init", encoder=encoder, select=assembled.selector(tower),
-                        identity={"kind": "random init", "architecture": spec.model_dump(), "seed": seed}))
+                        identity=identity))
     if "raw" in recipe.eval.baselines and bundle.raw_features is not None and len(assembled.tower_names) == 1:
         rows.append(Row(name="raw input", kind="raw", select=assembled.selector(tower), identity={"kind": "raw"}))
     return rows
@@ -61,11 +77,12 @@ def evaluate_assembled(assembled: Assembled, *, trained: bool, device: str | tor
     protocols = build_protocols(recipe.eval, assembled.bundle)
     cache = BaselineCache(cache_root(run_root)) if run_root is not None else None
     scope = cache_scope(assembled, ctx) if cache is not None else None  # the label hashes cost a pass
-    label = f"{recipe.objective.name} ({'trained' if trained else 'untrained'})"
+    block = recipe.eval.readout_block
+    label = f"{recipe.objective.name} ({'trained' if trained else 'untrained'}{'' if block is None else f', block {block}'})"
     tables: dict[str, Any] = {}
     per_tower = [p for p in protocols if p.scope != "objective"]
     for tower, encoder in assembled.encoders.items():
-        rows = [Row(name=label, kind="ssl", encoder=encoder, select=assembled.selector(tower)),
+        rows = [Row(name=label, kind="ssl", encoder=read_out(encoder, block, tower=tower), select=assembled.selector(tower)),
                 *baseline_rows(assembled, tower, seed=recipe.seed + 1), *(extra_rows or {}).get(tower, [])]
         tables[tower] = run_table(rows, per_tower, ctx, tower=tower, cache=cache, scope=scope)
     paired = [p for p in protocols if p.scope == "objective"]

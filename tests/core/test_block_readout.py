@@ -3,6 +3,8 @@ state by hand, padding excluded; bad requests name the block count."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -10,6 +12,8 @@ from torch import nn
 from omnissl.core.types import EncoderOutput, TokenEncoder, TokenSequence
 from omnissl.eval.readout import BlockReadout
 from omnissl.nn.transformer import TransformerTrunk
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Tokens(TokenEncoder):
@@ -54,3 +58,45 @@ def test_block_readout_refuses_blocks_the_encoder_lacks() -> None:
         BlockReadout(_Tokens(), block=0)
     with pytest.raises(TypeError, match="needs a TokenEncoder"):
         BlockReadout(nn.Linear(2, 2), block=1)  # type: ignore[arg-type]
+
+
+_TINY_MAE = ["encoder.dim=16", "encoder.depth=2", "encoder.heads=2", "objective.decoder_dim=16",
+             "objective.decoder_heads=2", "eval.protocols=[{name: knn}]", "eval.knn_k=[5]"]
+
+
+def test_recipe_readout_block_reaches_the_trained_and_the_random_init_row(monkeypatch) -> None:
+    """``eval.readout_block`` in a recipe: ``omnissl eval`` reads that block of the trained encoder and of its
+    random-init twin alike, names it in the row, and keeps its baseline cache cell apart from the final output's."""
+    from omnissl.core.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.workflows import evaluation
+
+    captured: list = []
+    monkeypatch.setattr(evaluation, "run_table", lambda rows, *a, **k: captured.extend(rows) or None)
+    recipe = load_recipe(ROOT / "recipes" / "image" / "mae.yaml", [*_TINY_MAE, "eval.readout_block=2"])
+    evaluation.evaluate_assembled(assemble(recipe, synthetic=16), trained=True, device="cpu")
+    trained, random_init = captured[0], next(r for r in captured if r.kind == "random init")
+    assert isinstance(trained.encoder, BlockReadout) and trained.encoder.block == 2
+    assert isinstance(random_init.encoder, BlockReadout) and random_init.encoder.block == 2
+    assert trained.name.endswith("block 2)") and random_init.identity["readout_block"] == 2
+
+    captured.clear()
+    plain = load_recipe(ROOT / "recipes" / "image" / "mae.yaml", _TINY_MAE)
+    evaluation.evaluate_assembled(assemble(plain, synthetic=16), trained=True, device="cpu")
+    assert not any(isinstance(r.encoder, BlockReadout) for r in captured)
+    assert "readout_block" not in next(r for r in captured if r.kind == "random init").identity
+
+
+def test_recipe_readout_block_on_an_encoder_without_blocks_names_the_key() -> None:
+    from omnissl.core.config import load_recipe
+    from omnissl.core.errors import ConfigError
+    from omnissl.train.assemble import assemble
+    from omnissl.workflows.evaluation import evaluate_assembled
+
+    recipe = load_recipe(ROOT / "recipes" / "image" / "simclr.yaml",
+                         ["encoder.width=4", "objective.hidden_dim=16", "objective.projection_dim=8",
+                          "eval.readout_block=1", "eval.protocols=[{name: knn}]"])
+    with pytest.raises(ConfigError, match="eval.readout_block: tower 'main' encoder"):
+        evaluate_assembled(assemble(recipe, synthetic=16), trained=True, device="cpu")
+    with pytest.raises(ConfigError, match="readout_block"):
+        load_recipe(ROOT / "recipes" / "image" / "simclr.yaml", ["eval.readout_block=0"])
