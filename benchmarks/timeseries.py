@@ -39,6 +39,8 @@ from omnissl.train.assemble import assemble, random_init_encoders
 from omnissl.train.runner import train
 from omnissl.workflows.evaluation import evaluate_encoders
 
+import timeseries_parts  # benchmarks/ is on sys.path: run as a script
+
 DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "BasicMotions", "JapaneseVowels")
 # T-Loss (Franceschi et al., NeurIPS 2019; authors' results files) and DTW 1-NN, as quoted by the issue.
 PUBLISHED = {"GunPoint": (0.980, 0.907), "ItalyPowerDemand": (0.954, 0.950), "ArrowHead": (0.766, 0.703),
@@ -179,18 +181,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def combine(paths: list[Path]) -> dict[str, Any]:
-    """Merge several result files (e.g. the multi-seed TS2Vec run and the one-seed other methods). A later file's
-    (method, dataset) runs **replace** an earlier file's, never average with them (a rerun supersedes)."""
-    merged: dict[str, Any] = {"runs": [], "raw": {}, "methods": [], "command": [], "machine": ""}
-    for path in paths:
-        part = json.loads(path.read_text())
-        fresh = {(r["method"], r["dataset"]) for r in part["runs"]}
-        merged["runs"] = [r for r in merged["runs"] if (r["method"], r["dataset"]) not in fresh] + part["runs"]
-        merged["raw"].update(part["raw"])
-        merged["methods"] = list(dict.fromkeys([*merged["methods"], *part["methods"]]))
-        merged["command"].append(part["command"])
-        merged["machine"] = part["machine"]
-    return merged
+    """Merge several result files (e.g. the multi-seed TS2Vec run and the one-seed other methods) with
+    :func:`timeseries_parts.merge`: a later file's (method, dataset) runs replace an earlier file's."""
+    return timeseries_parts.merge([json.loads(path.read_text()) for path in paths])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,3 +32,17 @@ def test_beats_both_needs_more_than_the_spread() -> None:
     assert not readme_results.beats_both({**base, "random": 0.79})  # 1 point above, spread 2
     assert not readme_results.beats_both({**base, "raw": 0.81})
     assert readme_results.beats_both({**base, "raw": None})
+
+
+def test_timeseries_parts_rerun_replaces_a_pair_in_place_and_never_averages() -> None:
+    """The one merge both timeseries.md (`timeseries.py --combine`) and the README table use."""
+    import timeseries_parts
+
+    def run(method: str, dataset: str, seed: int, accuracy: float) -> dict:
+        return {"method": method, "dataset": dataset, "seed": seed, "accuracy": accuracy}
+
+    old = {"runs": [run("a", "X", 0, 0.1), run("a", "X", 1, 0.2), run("b", "X", 0, 0.5)], "raw": {"X": 1}}
+    new = {"runs": [run("a", "X", 0, 0.9)], "raw": {"X": 2}, "command": "rerun"}
+    merged = timeseries_parts.merge([old, new])
+    assert [(r["method"], r["accuracy"]) for r in merged["runs"]] == [("a", 0.9), ("b", 0.5)]  # seed 1 of a: gone
+    assert merged["raw"] == {"X": 2} and merged["command"] == ["rerun"]
