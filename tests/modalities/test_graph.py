@@ -268,6 +268,20 @@ def test_sce_loss_hand_case():
     assert sce_loss(pred, target, alpha=1.0).item() == pytest.approx((1 - 2**-0.5) / 2, rel=1e-6)
 
 
+def test_dgi_discriminator_equals_the_bilinear_form_per_graph():
+    """The fast ``hᵀ (W s)`` path scores exactly what ``nn.Bilinear(h, s)`` does, each node against its own
+    graph's summary (two graphs here, so a summary mix-up would show)."""
+    from omnissl_graph.dgi import DGI
+    from omnissl_graph.encoders import build_gcn
+
+    torch.manual_seed(0)
+    objective = DGI(build_gcn(num_features=5, dims=(8,)))
+    nodes, summaries, graph_of = torch.randn(7, 8), torch.randn(2, 8), torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    projected = (summaries @ objective.weight.weight[0].T)[graph_of]
+    expected = objective.weight(nodes, summaries[graph_of]).squeeze(-1)
+    assert torch.allclose(objective.discriminate(nodes, projected), expected, atol=1e-5)
+
+
 def test_dgi_loss_hand_case():
     # BCE: ½[−log σ(2) − log(1 − σ(−1))] = ½[log(1 + e^−2) + log(1 + e^−1)]
     expected = 0.5 * (math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)))

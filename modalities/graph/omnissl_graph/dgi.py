@@ -42,6 +42,13 @@ class DGI(Objective):
             raise IncompatibleError(f"DGI needs a graph encoder with node_embeddings, got {type(encoder).__name__}")
         self.weight = nn.Bilinear(encoder.embed_dim, encoder.embed_dim, 1)
 
+    def discriminate(self, nodes: Tensor, projected_summary: Tensor) -> Tensor:
+        """Logits ``hᵢᵀ W s + b`` ``(N,)`` from node embeddings ``(N, D)`` and each node's ``W s`` ``(N, D)``.
+
+        The same numbers as ``nn.Bilinear(h, s)``, whose kernel broadcasts an ``(N, D, D)`` product (92 % of a
+        Cora step's CPU time at D = 512): ``W s`` is formed once per graph, then one dot product per node."""
+        return (nodes * projected_summary).sum(-1) + self.weight.bias
+
     @staticmethod
     def corrupt_permutation(n: int, *, device: torch.device) -> Tensor:
         """The row shuffle over ``n`` nodes (its own function so tests can fix the draw)."""
@@ -62,10 +69,11 @@ class DGI(Objective):
         shuffled = replace(graph, x=self.corrupted_features(graph.x))
         real = self.encoder.node_embeddings(graph)  # type: ignore[operator]
         fake = self.encoder.node_embeddings(shuffled)  # type: ignore[operator]
-        summary = torch.sigmoid(global_mean_pool(real, batch, ptr.shape[0] - 1))[batch]
+        summary = torch.sigmoid(global_mean_pool(real, batch, ptr.shape[0] - 1))  # (G, D)
+        projected = (summary @ self.weight.weight[0].T)[batch]  # W s of each node's graph, (N, D)
         rows = view["nodes"].unique() if node_level else torch.arange(real.shape[0], device=real.device)
-        positive = self.weight(real[rows], summary[rows]).squeeze(-1)
-        negative = self.weight(fake[rows], summary[rows]).squeeze(-1)
+        positive = self.discriminate(real[rows], projected[rows])
+        negative = self.discriminate(fake[rows], projected[rows])
         loss = dgi_loss(positive, negative)
         pooled = self.encoder.pool(real, view)  # type: ignore[operator]
         return ObjectiveOutput(loss=loss, logs={"dgi_bce": global_log(loss)}, embeddings=pooled.detach())
