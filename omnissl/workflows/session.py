@@ -18,6 +18,7 @@ from omnissl.eval.engine import build_protocols
 from omnissl.train import checkpoint as ckpt
 from omnissl.train.distributed import autocast_dtype, resolve_device
 from omnissl.train.estimate import CostEstimate, estimate_cost
+from omnissl.workflows.evaluation import read_out
 from omnissl.core.types import to_device
 
 
@@ -49,6 +50,8 @@ def check(path: str | Path, overrides: list[str] | None = None, variant: str | N
     assembled = assemble(recipe, synthetic=16)
     dry_run(assembled)
     build_protocols(recipe.eval, assembled.bundle)  # helper C (issue 18): eval.protocols built and validated
+    for tower, encoder in assembled.encoders.items():  # eval.readout_block on an encoder without blocks: now
+        read_out(encoder, recipe.eval.readout_block, tower=tower)
     for name, changed in variant_recipes(path, overrides).items():
         if name == variant:
             continue

@@ -100,3 +100,12 @@ def test_recipe_readout_block_on_an_encoder_without_blocks_names_the_key() -> No
         evaluate_assembled(assemble(recipe, synthetic=16), trained=True, device="cpu")
     with pytest.raises(ConfigError, match="readout_block"):
         load_recipe(ROOT / "recipes" / "image" / "simclr.yaml", ["eval.readout_block=0"])
+
+
+def test_validate_rejects_readout_block_before_any_training() -> None:
+    from omnissl.core.errors import ConfigError
+    from omnissl.workflows.session import validate
+
+    with pytest.raises(ConfigError, match="eval.readout_block: tower 'main'"):
+        validate(ROOT / "recipes" / "image" / "simclr.yaml", ["encoder.width=4", "eval.readout_block=2"])
+    assert validate(ROOT / "recipes" / "image" / "mae.yaml", [*_TINY_MAE, "eval.readout_block=2"]).eval.readout_block == 2
