@@ -310,9 +310,11 @@ def test_svm_cross_validation_separates_and_fails_on_noise():
     torch.manual_seed(0)
     labels = torch.arange(100) % 2
     separable = torch.randn(100, 4) + 4 * labels.unsqueeze(1).float()
-    assert svm_cross_validation(separable, labels, c_grid=(1.0,))["mean"] == 1.0
+    clean = svm_cross_validation(separable, labels, c_grid=(1.0,))
+    assert clean["mean"] == 1.0 and clean["inner_cv"] == 1.0
     noise = svm_cross_validation(torch.randn(100, 4), labels, c_grid=(1.0,))
     assert 0.25 < noise["mean"] < 0.75 and len(noise["per_fold"]) == 10
+    assert 0.25 < noise["inner_cv"] < 0.75  # the validation score of the C search, read from training folds only
 
 
 def test_public_split_logistic_regression_on_raw_cora(cora_bundle):

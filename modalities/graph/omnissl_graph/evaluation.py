@@ -44,8 +44,9 @@ def svm_cross_validation(features: Tensor, labels: Tensor, *, folds: int = 10, i
                          standardize: bool = True) -> dict[str, Any]:
     """SVM accuracy over stratified ``folds``; C picked per fold by ``inner_folds``-fold CV on its training part.
 
-    features ``(G, D)``, labels ``(G,)`` → ``{"mean", "std", "per_fold", "chosen_C"}`` (accuracies in [0, 1];
-    std is the population std over folds, as the reference scripts' ``np.std``).
+    features ``(G, D)``, labels ``(G,)`` → ``{"mean", "std", "per_fold", "chosen_C", "inner_cv"}`` (accuracies in
+    [0, 1]; std is the population std over folds, as the reference scripts' ``np.std``). ``inner_cv`` = the mean
+    over outer folds of the chosen C's inner-CV accuracy: a validation score that never reads a held-out fold.
     """
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -55,7 +56,7 @@ def svm_cross_validation(features: Tensor, labels: Tensor, *, folds: int = 10, i
     x, y = features.double().numpy(), labels.long().numpy()
     if len(np.unique(y)) < 2:
         raise ValueError("SVM evaluation needs at least two classes")
-    scores, chosen = [], []
+    scores, chosen, inner = [], [], []
     predicted = np.zeros_like(y)
     outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in outer.split(x, y):
@@ -66,9 +67,10 @@ def svm_cross_validation(features: Tensor, labels: Tensor, *, folds: int = 10, i
         search.fit(x[train], y[train])
         scores.append(float(search.score(x[test], y[test])))
         chosen.append(float(search.best_params_["svc__C"]))
+        inner.append(float(search.best_score_))
         predicted[test] = search.predict(x[test])
     return {"mean": statistics.fmean(scores), "std": float(np.std(scores)), "per_fold": scores, "chosen_C": chosen,
-            "metrics": classification_metrics(torch.from_numpy(predicted), torch.from_numpy(y))}
+            "inner_cv": statistics.fmean(inner), "metrics": classification_metrics(torch.from_numpy(predicted), torch.from_numpy(y))}
 
 
 @torch.no_grad()
@@ -125,7 +127,7 @@ class GraphSvm10Fold(Protocol):
                                      folds=self.settings["folds"], inner_folds=self.settings["inner_folds"])
         score = {"mean": found["mean"], "std": found["std"], "seeds": None, "per_fold": found["per_fold"]}
         return cell(f"SVM {self.settings['folds']}-fold", score, metrics=found["metrics"],
-                    details={"dim": int(train_f.shape[1]), "chosen_C": found["chosen_C"]})
+                    details={"dim": int(train_f.shape[1]), "chosen_C": found["chosen_C"], "inner_cv": found["inner_cv"]})
 
 
 @EVALUATIONS.register("graph_svm_10fold", modality="graph",
