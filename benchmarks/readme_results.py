@@ -70,9 +70,10 @@ def speech_rows() -> Iterator[Record]:
 
 
 def timeseries_rows() -> Iterator[Record]:
-    if not load("timeseries.json"):
+    parts = [load(name) or {} for name in timeseries_parts.PARTS]
+    if not parts[0]:  # no timeseries.json: no time-series rows
         return
-    merged = timeseries_parts.merge([load(name) or {} for name in timeseries_parts.PARTS])  # as timeseries.md
+    merged = timeseries_parts.merge(parts)  # as timeseries.md
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in merged["runs"]:
         runs.setdefault((run["dataset"], run["method"]), []).append(run)

@@ -277,7 +277,7 @@ def test_dgi_discriminator_equals_the_bilinear_form_per_graph():
     torch.manual_seed(0)
     objective = DGI(build_gcn(num_features=5, dims=(8,)))
     nodes, summaries, graph_of = torch.randn(7, 8), torch.randn(2, 8), torch.tensor([0, 0, 0, 1, 1, 1, 1])
-    projected = (summaries @ objective.weight.weight[0].T)[graph_of]
+    projected = objective.project(summaries)[graph_of]
     expected = objective.weight(nodes, summaries[graph_of]).squeeze(-1)
     assert torch.allclose(objective.discriminate(nodes, projected), expected, atol=1e-5)
 

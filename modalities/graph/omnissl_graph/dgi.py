@@ -42,6 +42,10 @@ class DGI(Objective):
             raise IncompatibleError(f"DGI needs a graph encoder with node_embeddings, got {type(encoder).__name__}")
         self.weight = nn.Bilinear(encoder.embed_dim, encoder.embed_dim, 1)
 
+    def project(self, summaries: Tensor) -> Tensor:
+        """``W s`` ``(G, D)`` of each graph's summary ``(G, D)``: formed once per graph, shared by real and fake."""
+        return summaries @ self.weight.weight[0].T
+
     def discriminate(self, nodes: Tensor, projected_summary: Tensor) -> Tensor:
         """Logits ``hᵢᵀ W s + b`` ``(N,)`` from node embeddings ``(N, D)`` and each node's ``W s`` ``(N, D)``.
 
@@ -70,7 +74,7 @@ class DGI(Objective):
         real = self.encoder.node_embeddings(graph)  # type: ignore[operator]
         fake = self.encoder.node_embeddings(shuffled)  # type: ignore[operator]
         summary = torch.sigmoid(global_mean_pool(real, batch, ptr.shape[0] - 1))  # (G, D)
-        projected = (summary @ self.weight.weight[0].T)[batch]  # W s of each node's graph, (N, D)
+        projected = self.project(summary)[batch]  # W s of each node's graph, (N, D)
         rows = view["nodes"].unique() if node_level else torch.arange(real.shape[0], device=real.device)
         positive = self.discriminate(real[rows], projected[rows])
         negative = self.discriminate(fake[rows], projected[rows])
