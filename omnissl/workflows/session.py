@@ -22,18 +22,42 @@ from omnissl.workflows.evaluation import read_out
 from omnissl.core.types import to_device
 
 
-def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
-    """One forward + backward on a small batch; returns the loss. Used by ``validate`` and the tests."""
+def first_batch(assembled: Assembled, *, batch_size: int = 8) -> Any:
+    """The first training batch's inputs (at most ``batch_size`` samples), on the CPU."""
     bundle = assembled.bundle
     loader = training_loader(bundle.train, bundle, batch_size=min(batch_size, len(bundle.train)),  # type: ignore[arg-type]
                              seed=0, start_batch=0, num_workers=0)
-    batch = next(iter(loader))
-    views = assembled.views(to_device(batch["x"], "cpu"))
+    return to_device(next(iter(loader))["x"], "cpu")
+
+
+def dry_run(assembled: Assembled, *, batch_size: int = 8) -> float:
+    """One forward + backward on a small batch; returns the loss. Used by ``validate`` and the tests."""
+    views = assembled.views(first_batch(assembled, batch_size=batch_size))
     output = assembled.objective(views)
     if not torch.isfinite(output.loss):
         raise ConfigError(f"objective: loss is {output.loss.item()} on a synthetic batch")
     output.loss.backward()
     return float(output.loss.detach())
+
+
+@torch.no_grad()
+def check_readout_block(assembled: Assembled) -> None:
+    """``eval.readout_block`` fails at ``validate``, not after training: on an encoder without transformer blocks,
+    or past the encoder's depth (one forward of the block readout on a synthetic batch counts its blocks)."""
+    block = assembled.recipe.eval.readout_block
+    if block is None:
+        return
+    x = first_batch(assembled, batch_size=2)
+    for tower, encoder in assembled.encoders.items():
+        readout = read_out(encoder, block, tower=tower)
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            readout(assembled.selector(tower)(x))
+        except ValueError as error:
+            raise ConfigError(f"eval.readout_block: tower '{tower}': {error}") from error
+        finally:
+            encoder.train(was_training)
 
 
 def validate(path: str | Path, overrides: list[str] | None = None, variant: str | None = None) -> Recipe:
@@ -50,8 +74,7 @@ def check(path: str | Path, overrides: list[str] | None = None, variant: str | N
     assembled = assemble(recipe, synthetic=16)
     dry_run(assembled)
     build_protocols(recipe.eval, assembled.bundle)  # helper C (issue 18): eval.protocols built and validated
-    for tower, encoder in assembled.encoders.items():  # eval.readout_block on an encoder without blocks: now
-        read_out(encoder, recipe.eval.readout_block, tower=tower)
+    check_readout_block(assembled)
     for name, changed in variant_recipes(path, overrides).items():
         if name == variant:
             continue

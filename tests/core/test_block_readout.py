@@ -109,3 +109,25 @@ def test_validate_rejects_readout_block_before_any_training() -> None:
     with pytest.raises(ConfigError, match="eval.readout_block: tower 'main'"):
         validate(ROOT / "recipes" / "image" / "simclr.yaml", ["encoder.width=4", "eval.readout_block=2"])
     assert validate(ROOT / "recipes" / "image" / "mae.yaml", [*_TINY_MAE, "eval.readout_block=2"]).eval.readout_block == 2
+
+
+def test_validate_rejects_a_readout_block_past_the_encoders_depth() -> None:
+    """``encoder.depth=2`` with ``eval.readout_block=3``: caught by ``omnissl validate`` with the block count, not
+    after a training run; the encoder is left in the mode it was in."""
+    from omnissl.core.errors import ConfigError
+    from omnissl.workflows.session import validate
+
+    with pytest.raises(ConfigError, match="eval.readout_block: tower 'main': .*block 3 asked of an encoder with 2 blocks"):
+        validate(ROOT / "recipes" / "image" / "mae.yaml", [*_TINY_MAE, "eval.readout_block=3"])
+
+
+def test_check_readout_block_restores_the_encoders_training_mode() -> None:
+    from omnissl.core.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.workflows.session import check_readout_block
+
+    assembled = assemble(load_recipe(ROOT / "recipes" / "image" / "mae.yaml", [*_TINY_MAE, "eval.readout_block=2"]),
+                         synthetic=16)
+    encoder = next(iter(assembled.encoders.values())).train()
+    check_readout_block(assembled)
+    assert encoder.training
