@@ -61,3 +61,19 @@ def test_step_calibration_times_real_steps_and_rejects_zero() -> None:
     assert step_cpu_seconds(recipe, synthetic=16, steps=1) > 0
     with pytest.raises(ValueError, match="steps must be"):
         step_cpu_seconds(recipe, synthetic=16, steps=0)
+
+
+def test_graph_profile_times_the_same_product_dense_and_sparse() -> None:
+    """The dense-vs-CSR ratio in ``graph_step_profile.py`` compares equal work: same output and weight gradient."""
+    from graph_step_profile import input_projection
+
+    torch.manual_seed(0)
+    x = (torch.rand(50, 40) < 0.05).float()
+    grads = []
+    for sparse in (False, True):
+        weight = torch.nn.Parameter(torch.arange(320.0).reshape(8, 40) / 320)
+        out = input_projection(x, weight, sparse=sparse, dropout=0.0)
+        out.square().sum().backward()
+        grads.append((out.detach(), weight.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-4)
