@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true",
                         help="add the --methods rows to the existing text.json (its MiniLM, TF-IDF and other rows are "
                              "kept, not re-run); the run must use the same --steps and --max-length")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --merge: redo --methods rows text.json already has (their trained and random-init "
+                             "rows are dropped and measured again; every other row is kept)")
     parser.add_argument("--probe-seeds", type=int, default=3)
     parser.add_argument("--no-minilm", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")
@@ -213,10 +216,23 @@ def merged_into(path: Path, fresh: dict[str, Any], args: argparse.Namespace) -> 
         if results[key] != fresh[key]:
             raise SystemExit(f"--merge: {path} has {key}={results[key]}, this run {fresh[key]}: rows would not compare")
     again = sorted(set(args.methods) & set(results["pretraining"]))
-    if again:
-        raise SystemExit(f"--merge: {path} already has {', '.join(again)}; run without --merge to redo every row")
+    if again and not args.replace:
+        raise SystemExit(f"--merge: {path} already has {', '.join(again)}; pass --replace to redo those rows")
+    for method in again:
+        drop_method_rows(results, method)
     results.setdefault("merged", []).append({k: fresh[k] for k in ("command", "threads", "minutes_cap", "machine")})
     return results
+
+
+def drop_method_rows(results: dict[str, Any], method: str) -> None:
+    """Remove ``method``'s trained row and the random-init row measured with it (the next row of the same report)
+    from every table; raw-input baselines stay. Refuses a layout it does not recognise instead of guessing."""
+    for name, rows in results["tables"].items():
+        at = [i for i, row in enumerate(rows) if row["name"].startswith(f"{method} (")]
+        if len(at) != 1 or at[0] + 1 >= len(rows) or not rows[at[0] + 1]["name"].startswith("random init ("):
+            raise SystemExit(f"--replace: table {name} has no single '{method} (…)' row followed by its random-init row")
+        del rows[at[0]:at[0] + 2]
+    del results["pretraining"][method]
 
 
 def hashed_baselines_done(results: dict[str, Any]) -> set[str]:

@@ -77,3 +77,20 @@ def test_graph_profile_times_the_same_product_dense_and_sparse() -> None:
         grads.append((out.detach(), weight.grad))
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-4)
+
+
+def test_text_replace_drops_only_the_methods_own_rows() -> None:
+    """``text.py --merge --replace``: the method's trained row and its random-init twin go; baselines and the other
+    methods' rows stay; an unrecognised layout is refused rather than guessed at."""
+    from text import drop_method_rows
+
+    rows = [{"name": "MiniLM"}, {"name": "mlm (400 steps)"}, {"name": "random init (bert)"},
+            {"name": "causal_lm (202 steps)"}, {"name": "random init (gpt2)"}, {"name": "hashed TF-IDF of bpe ids"}]
+    results = {"tables": {"sst2": [dict(r) for r in rows]}, "pretraining": {"mlm": {}, "causal_lm": {}}}
+    drop_method_rows(results, "causal_lm")
+    assert [r["name"] for r in results["tables"]["sst2"]] == ["MiniLM", "mlm (400 steps)", "random init (bert)",
+                                                              "hashed TF-IDF of bpe ids"]
+    assert list(results["pretraining"]) == ["mlm"]
+    broken = {"tables": {"sst2": [{"name": "causal_lm (202 steps)"}, {"name": "MiniLM"}]}, "pretraining": {"causal_lm": {}}}
+    with pytest.raises(SystemExit, match="no single 'causal_lm"):
+        drop_method_rows(broken, "causal_lm")
