@@ -107,8 +107,11 @@ def tabular_rows() -> Iterator[Record]:
 def graph_rows() -> Iterator[Record]:
     found = load("graph.json")
     for r in (found or {}).get("results", []):
+        single_seed = len(r.get("runs", [])) < 2  # no seed spread: the fold std is the margin (graph_table.spread_of)
+        std = r["fold_std"] if single_seed else r["accuracy"]["std"]
         yield record("graph", r["dataset"], r["protocol"].split(" (")[0], r["method"], r["accuracy"]["mean"],
-                     r["accuracy"]["std"], r["random_init"]["mean"], r["random_init"]["std"], r.get("raw"), "graph.md")
+                     std, r["random_init"]["mean"], 0.0 if single_seed else r["random_init"]["std"], r.get("raw"),
+                     "graph.md")
 
 
 def text_rows() -> Iterator[Record]:
