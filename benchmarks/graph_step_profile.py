@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def profile_steps(recipe_path: Path, steps: int, data_root: str | None) -> dict:
+def profile_steps(recipe_path: Path, steps: int, data_root: str | None) -> tuple[dict, torch.Tensor]:
+    """The profile record and the graph's node features ``(N, F)`` (for :func:`first_layer_ratio`)."""
     overrides = [f"train.steps={steps}", "train.checkpoint_every=0", "train.knn_every=0",
                  "train.max_cpu_minutes=null", "train.max_minutes=null", "train.log_every=1000"]
     assembled = assemble(load_recipe(recipe_path, overrides), root=data_root)
@@ -49,7 +50,7 @@ def profile_steps(recipe_path: Path, steps: int, data_root: str | None) -> dict:
            for e in ops[:10]]
     return {"graph": {"nodes": graph.num_nodes, "features": graph.num_features,
                       "nonzero_fraction": float((graph.x != 0).float().mean())},
-            "cpu_seconds_per_step": cpu_s / steps, "top_ops": top, "x": graph.x.float()}
+            "cpu_seconds_per_step": cpu_s / steps, "top_ops": top}, graph.x.float()
 
 
 def input_projection(x: torch.Tensor, weight: torch.Tensor, *, sparse: bool, dropout: float) -> torch.Tensor:
@@ -83,8 +84,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=os.environ.get("OMNISSL_DATA_DIR"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    found = profile_steps(args.recipe, args.steps, args.data_root)
-    x = found.pop("x")
+    found, x = profile_steps(args.recipe, args.steps, args.data_root)
     found["first_layer"] = first_layer_ratio(x, width=args.width)
     found["first_layer"]["share_of_step"] = found["first_layer"]["dense_cpu_s"] / found["cpu_seconds_per_step"]
     found.update({"recipe": str(args.recipe.resolve().relative_to(ROOT)), "steps": args.steps,

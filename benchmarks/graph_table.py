@@ -21,10 +21,15 @@ def pct(stat: dict[str, float]) -> str:
     return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
 
 
+def single_seed(r: dict[str, Any]) -> bool:
+    """A row pretrained on one seed has no seed spread (its seed stds are 0)."""
+    return len(r.get("runs", [])) < 2
+
+
 def spread_of(r: dict[str, Any]) -> tuple[float, str]:
     """The margin a row must clear: the larger seed std of trained and random init; with a single pretraining
     seed there is none, so the (larger) std over the 10 CV folds stands in for it."""
-    if len(r.get("runs", [])) < 2:
+    if single_seed(r):
         return r["fold_std"], "1 seed: margin = fold std"
     return max(r["accuracy"]["std"], r["random_init"]["std"]), "spread"
 
@@ -36,8 +41,9 @@ def verdict(r: dict[str, Any]) -> str:
     spread, what = spread_of(r)
     gaps = {"random init": acc["mean"] - rand["mean"], "raw": acc["mean"] - r["raw"]}
     failed = [f"{k} by {100 * g:+.2f}" for k, g in gaps.items() if g <= spread]
-    single = f" ({what} {100 * spread:.2f})" if what != "spread" else ""
-    return "yes" + single if not failed else "**no**: " + "; ".join(failed) + f" ({what} {100 * spread:.2f})"
+    if failed:
+        return "**no**: " + "; ".join(failed) + f" ({what} {100 * spread:.2f})"
+    return f"yes ({what} {100 * spread:.2f})" if single_seed(r) else "yes"
 
 
 def write_sweep_table(results: Path) -> None:

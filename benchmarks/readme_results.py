@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import graph_table
 import timeseries_parts  # benchmarks/ is on sys.path (run as a script; the tests add it)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,10 +108,10 @@ def tabular_rows() -> Iterator[Record]:
 def graph_rows() -> Iterator[Record]:
     found = load("graph.json")
     for r in (found or {}).get("results", []):
-        single_seed = len(r.get("runs", [])) < 2  # no seed spread: the fold std is the margin (graph_table.spread_of)
-        std = r["fold_std"] if single_seed else r["accuracy"]["std"]
+        single = graph_table.single_seed(r)  # no seed spread: the fold std is the margin, as graph.md's verdict
+        std = r["fold_std"] if single else r["accuracy"]["std"]
         yield record("graph", r["dataset"], r["protocol"].split(" (")[0], r["method"], r["accuracy"]["mean"],
-                     std, r["random_init"]["mean"], 0.0 if single_seed else r["random_init"]["std"], r.get("raw"),
+                     std, r["random_init"]["mean"], 0.0 if single else r["random_init"]["std"], r.get("raw"),
                      "graph.md")
 
 
