@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TU = ("MUTAG", "PROTEINS", "NCI1")
 # method → (recipe, planned pretraining epochs); the CPU budget stops a run earlier if it is spent first.
-TU_METHODS = {"graphcl": ("graphcl.yaml", 20), "graphmae": ("graphmae_mutag.yaml", 20), "simclr": ("simclr.yaml", 20)}
+TU_METHODS = {"graphcl": ("graphcl.yaml", 20), "infograph": ("infograph.yaml", 20), "graphmae": ("graphmae_mutag.yaml", 20), "simclr": ("simclr.yaml", 20)}
 CORA_METHODS = {"grace": ("grace.yaml", 200), "graphmae": ("graphmae.yaml", 300), "dgi": ("dgi.yaml", 300)}
 
 

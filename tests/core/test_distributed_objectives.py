@@ -7,7 +7,7 @@ does. Both must agree within 1e-5 relative (loss) and ``‖g_ddp − g_single‖
 
 How each objective is built: the first shipped recipe whose ``objective.name`` matches, shrunk through overrides of
 any builder parameter named in ``TINY`` (widths, depths, head sizes, queue sizes; dropout set to 0 because the
-dropout RNG cannot be split by rows), on ``synthetic=2B`` data, BatchNorm converted by ``convert_sync_batchnorm``.
+dropout RNG cannot be split by rows), on ``synthetic=4B`` data (the first 2B training samples), BatchNorm converted by ``convert_sync_batchnorm``.
 
 Randomness inside ``forward`` (masks, crops, negatives) is shared by :func:`split_draws`: every ``torch.rand /
 randn / randint / rand_like / randn_like / bernoulli`` draw comes from one fixed generator; a draw whose dim 0 is
@@ -109,7 +109,8 @@ def tiny_overrides(path: Path) -> list[str]:
 def build(name: str) -> tuple[nn.Module, Any]:
     """The tiny objective (sync BN, no dropout) and the global batch's views, both fixed by the seed."""
     path = recipe_for(name)
-    assembled = assemble(load_recipe(path, tiny_overrides(path)), synthetic=WORLD * B)
+    # twice the global batch: a dataset may hold some synthetic samples out as its test split (TU keeps a quarter)
+    assembled = assemble(load_recipe(path, tiny_overrides(path)), synthetic=2 * WORLD * B)
     objective = convert_sync_batchnorm(assembled.objective)
     for module in objective.modules():
         if isinstance(module, nn.modules.dropout._DropoutNd):

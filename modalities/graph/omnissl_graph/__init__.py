@@ -1,10 +1,10 @@
 """omnissl's graph plugin on PyTorch Geometric: TU / Planetoid / CSV data, GraphCL + GRACE augmentations,
-GIN / GCN / GAT encoders, GraphCL, GRACE and GraphMAE objectives, and the published evaluation protocols.
+GIN / GCN / GAT encoders, GraphCL, InfoGraph, DGI, GRACE and GraphMAE objectives, and the published evaluation protocols.
 
 Loaded through the ``omnissl.modalities`` entry point, exactly as a third-party plugin would be.
 """
 
-from omnissl_graph import augment, csv_graphs, data, dgi, encoders, evaluation, grace, graphcl, graphmae  # noqa: F401  (registers components)
+from omnissl_graph import augment, csv_graphs, data, dgi, encoders, evaluation, grace, graphcl, graphmae, infograph  # noqa: F401  (registers components)
 
 # What the core cannot know about a PyG batch (it never imports torch_geometric): how many samples it holds, and
 # which tensor says its device.
