@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from graph_table import write_sweep_table, write_table  # benchmarks/ is on sys.path: run as a script
+from graph_table import best_on_validation, write_sweep_table, write_table  # benchmarks/ is on sys.path: run as a script
 from omnissl_graph.data import NodeDataset
 from omnissl_graph.evaluation import (
     all_graphs,
@@ -172,19 +173,27 @@ def run(dataset: str, method: str, seeds: int, cpu_minutes: float, data_root: st
 
 
 def record_sweep(result: dict[str, Any], tag: str) -> None:
+    """Add (or replace) one tagged entry. Trials of different datasets run side by side and share the file, so
+    the read-modify-write holds an exclusive lock on it: no finished trial is lost to another's write."""
     path = RESULTS / "graph_sweep.json"
-    sweep = json.loads(path.read_text()) if path.exists() else {"entries": []}
-    key = (result["dataset"], result["method"], tag)
-    sweep["entries"] = [e for e in sweep["entries"] if (e["dataset"], e["method"], e["tag"]) != key]
-    sweep["entries"].append({**result, "tag": tag})
-    path.write_text(json.dumps(sweep, indent=2), encoding="utf-8")
+    with open(path, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        text = handle.read()
+        sweep = json.loads(text) if text.strip() else {"entries": []}
+        key = (result["dataset"], result["method"], tag)
+        sweep["entries"] = [e for e in sweep["entries"] if (e["dataset"], e["method"], e["tag"]) != key]
+        sweep["entries"].append({**result, "tag": tag})
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(sweep, indent=2))
 
 
 def promote(dataset: str, method: str, tag: str) -> None:
-    """Copy a sweep entry (``best``: the highest validation mean) to the result file the table shows."""
+    """Copy a sweep entry (``best``: the highest validation mean within the CPU budget) to the result file."""
     entries = [e for e in json.loads((RESULTS / "graph_sweep.json").read_text())["entries"]
                if (e["dataset"], e["method"]) == (dataset, method)]
-    chosen = max(entries, key=lambda e: e["val"]["mean"]) if tag == "best" else \
+    chosen = best_on_validation(entries) if tag == "best" else \
         next(e for e in entries if e["tag"] == tag)
     (RESULTS / f"graph.{dataset}.{method}.json").write_text(json.dumps(chosen, indent=2), encoding="utf-8")
 

@@ -94,3 +94,29 @@ def test_text_replace_drops_only_the_methods_own_rows() -> None:
     broken = {"tables": {"sst2": [{"name": "causal_lm (202 steps)"}, {"name": "MiniLM"}]}, "pretraining": {"causal_lm": {}}}
     with pytest.raises(SystemExit, match="no single 'causal_lm"):
         drop_method_rows(broken, "causal_lm")
+
+
+def test_graph_sweep_never_chooses_a_run_over_the_cpu_budget() -> None:
+    """A longer run shows what more compute would give; the chosen setting is the best validation score among the
+    runs within the issue's budget, and with no run inside the budget the best of all is shown rather than none."""
+    from graph_table import ISSUE_BUDGET_CPU_MINUTES, best_on_validation
+
+    def entry(tag: str, minutes: float, val: float) -> dict:
+        return {"tag": tag, "cpu_minutes_cap": minutes, "val": {"mean": val}}
+
+    entries = [entry("short", ISSUE_BUDGET_CPU_MINUTES, 0.80), entry("long", 3 * ISSUE_BUDGET_CPU_MINUTES, 0.84),
+               entry("shorter", ISSUE_BUDGET_CPU_MINUTES / 2, 0.79)]
+    assert best_on_validation(entries)["tag"] == "short"
+    assert best_on_validation(entries[1:2])["tag"] == "long"
+
+
+def test_graph_sweep_record_adds_and_replaces_by_key(tmp_path, monkeypatch) -> None:
+    """Each tagged trial is one entry per dataset × method × tag: a rerun replaces its own entry, others stay."""
+    import graph
+
+    monkeypatch.setattr(graph, "RESULTS", tmp_path)
+    graph.record_sweep({"dataset": "MUTAG", "method": "infograph", "val": 1}, "a")
+    graph.record_sweep({"dataset": "Cora", "method": "graphmae", "val": 2}, "a")
+    graph.record_sweep({"dataset": "MUTAG", "method": "infograph", "val": 3}, "a")
+    entries = json.loads((tmp_path / "graph_sweep.json").read_text())["entries"]
+    assert sorted((e["dataset"], e["val"]) for e in entries) == [("Cora", 2), ("MUTAG", 3)]
