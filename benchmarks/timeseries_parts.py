@@ -14,7 +14,7 @@ PARTS = ("timeseries.json", "timeseries.jv.json", "timeseries.methods.json", "ti
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Result dicts (``runs``, ``raw``, optional ``methods``/``command``/``machine``) → one, later runs replacing
+    """Result dicts (``runs``, ``raw``, optional ``methods``/``command``/``machine``/``reference``) → one, later runs replacing
     earlier ones per (method, dataset); the latest part's raw-series baseline per dataset wins too."""
     merged: dict[str, Any] = {"runs": [], "raw": {}, "methods": [], "command": [], "machine": ""}
     by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}  # keeps each pair where it first appeared
@@ -28,5 +28,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         if "command" in part:
             merged["command"].append(part["command"])
         merged["machine"] = part.get("machine", merged["machine"])
+        if "reference" in part:  # the TS2Vec reference figures the latest part that ran against it used
+            merged["reference"] = part["reference"]
     merged["runs"] = [run for runs in by_pair.values() for run in runs]
     return merged

@@ -1,0 +1,96 @@
+"""The authors' TS2Vec code, run on this machine beside ours: accuracy and CPU seconds of one training run per set.
+
+    git clone https://github.com/yuezhihan/ts2vec /tmp/ts2vec   # not shipped: a checkout you provide
+    OMNISSL_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/ts2vec_reference.py --reference-repo /tmp/ts2vec
+
+What ``train.py <set> run --loader UCR|UEA --eval`` does, without its file loaders (the shared data is ``.npz``):
+series as ``(N, T, C)`` with NaN past each series' length; UEA sets standardised per channel on train (their
+``load_UEA``), the three UCR sets left as stored (``load_UCR`` normalises only the sets it lists, none of these);
+``TS2Vec(output_dims=320, batch_size=8, lr=1e-3, max_train_length=3000)`` and ``fit`` with its default iteration
+count; their ``fit_svm`` on ``encode(..., encoding_window='full_series')``. One thread; CPU time of ``fit`` only.
+The JSON (``ts2vec_reference.json``) is what ``benchmarks/timeseries.py --budget reference`` caps our runs with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+UEA = ("BasicMotions", "JapaneseVowels")
+DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "BasicMotions", "JapaneseVowels")
+
+
+def load(dataset: str, data_root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train (N, T, C), train labels, test, test labels)`` from ``timeseries/<set>/<set>.npz``."""
+    stored = np.load(data_root / "timeseries" / dataset / f"{dataset}.npz")
+    train, test = (stored[f"X_{s}"].transpose(0, 2, 1).astype(np.float64) for s in ("train", "test"))
+    if dataset in UEA:  # their load_UEA: StandardScaler over every (series, step) row of train, per channel
+        mean, std = np.nanmean(train, axis=(0, 1)), np.nanstd(train, axis=(0, 1))
+        train, test = (train - mean) / std, (test - mean) / std
+    return train, stored["y_train"], test, stored["y_test"]
+
+
+def run(repo: Path, dataset: str, seed: int, data_root: Path) -> dict[str, Any]:
+    from ts2vec import TS2Vec  # the checkout is on sys.path (main)
+
+    protocols = importlib.util.spec_from_file_location("ts2vec_eval_protocols", repo / "tasks" / "_eval_protocols.py")
+    eval_protocols = importlib.util.module_from_spec(protocols)
+    protocols.loader.exec_module(eval_protocols)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    train, train_y, test, test_y = load(dataset, data_root)
+    model = TS2Vec(input_dims=train.shape[-1], device="cpu", batch_size=8, lr=0.001, output_dims=320,
+                   max_train_length=3000)
+    began = time.process_time()
+    losses = model.fit(train, verbose=False)
+    cpu_s = time.process_time() - began
+    svm = eval_protocols.fit_svm(model.encode(train, encoding_window="full_series"), train_y)
+    accuracy = float(svm.score(model.encode(test, encoding_window="full_series"), test_y))
+    return {"dataset": dataset, "seed": seed, "accuracy": accuracy, "train_cpu_s": round(cpu_s, 1),
+            "epochs": len(losses), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference-repo", type=Path, required=True, help="a checkout of yuezhihan/ts2vec")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("OMNISSL_DATA_DIR", "../shared/datasets")))
+    parser.add_argument("--out", type=Path, default=RESULTS / "ts2vec_reference.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(args.reference_repo.resolve()))
+    commit = subprocess.run(["git", "-C", str(args.reference_repo), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown (not a git checkout)"
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    runs = [run(args.reference_repo, d, s, args.data_root) for d in args.datasets for s in range(args.seeds)]
+    summary = {}
+    for dataset in args.datasets:
+        mine = [r for r in runs if r["dataset"] == dataset]
+        acc = [r["accuracy"] for r in mine]
+        summary[dataset] = {"accuracy": round(statistics.mean(acc), 4),
+                            "accuracy_std": round(statistics.stdev(acc), 4) if len(acc) > 1 else 0.0,
+                            "train_cpu_s": round(statistics.mean(r["train_cpu_s"] for r in mine), 1)}
+        print(dataset, summary[dataset], flush=True)
+    args.out.write_text(json.dumps({"command": " ".join(sys.argv), "reference_commit": commit, "threads": 1,
+                                    "uptime_at_start": uptime, "summary": summary, "runs": runs}, indent=2),
+                        encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
