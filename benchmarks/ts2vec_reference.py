@@ -9,6 +9,8 @@ series as ``(N, T, C)`` with NaN past each series' length; UEA sets standardised
 ``TS2Vec(output_dims=320, batch_size=8, lr=1e-3, max_train_length=3000)`` and ``fit`` with its default iteration
 count; their ``fit_svm`` on ``encode(..., encoding_window='full_series')``. One thread; CPU time of ``fit`` only.
 The JSON (``ts2vec_reference.json``) is what ``benchmarks/timeseries.py --budget reference`` caps our runs with.
+``--step-ratio`` times 200 steps of our recipe and 200 of theirs per set in one process (``ts2vec_reference_steps.json``):
+the per-step cost ratio, free of the accuracy noise of seeds.
 """
 
 from __future__ import annotations
@@ -64,16 +66,59 @@ def run(repo: Path, dataset: str, seed: int, data_root: Path) -> dict[str, Any]:
             "epochs": len(losses), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
+def step_ratio(repo: Path, dataset: str, data_root: Path, *, steps: int = 200) -> dict[str, Any]:
+    """CPU seconds of ``steps`` optimizer steps of our recipe (the runner's own loop clock) and of the reference's
+    ``fit(n_iters=steps)``, in one process, one after the other; ``torch._dynamo`` (imported by the first optimizer
+    of a process, about a second) is imported beforehand so neither side pays it."""
+    import tempfile
+
+    import torch._dynamo  # noqa: F401
+    from ts2vec import TS2Vec
+
+    from omnissl.core.config import load_recipe
+    from omnissl.train.assemble import assemble
+    from omnissl.train.runner import train
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "timeseries" / "ts2vec.yaml",
+                         [f"data.dataset={dataset}", f"train.steps={steps}", "train.checkpoint_every=0",
+                          "train.knn_every=0", "train.max_cpu_minutes=null", f"train.log_every={steps}"])
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as run_dir:
+        ours = train(assemble(recipe, root=data_root), Path(run_dir) / "run")
+    train_data = load(dataset, data_root)[0]
+    torch.manual_seed(0)
+    model = TS2Vec(input_dims=train_data.shape[-1], device="cpu", batch_size=8, lr=0.001, output_dims=320,
+                   max_train_length=3000)
+    began = time.process_time()
+    model.fit(train_data, n_iters=steps)
+    reference = time.process_time() - began
+    return {"dataset": dataset, "steps": steps, "ours_cpu_s": round(ours.cpu_seconds, 2),
+            "reference_cpu_s": round(reference, 2), "ours_over_reference": round(ours.cpu_seconds / reference, 3),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference-repo", type=Path, required=True, help="a checkout of yuezhihan/ts2vec")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("OMNISSL_DATA_DIR", "../shared/datasets")))
-    parser.add_argument("--out", type=Path, default=RESULTS / "ts2vec_reference.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/ts2vec_reference[_steps].json")
+    parser.add_argument("--step-ratio", action="store_true", help="only time 200 steps of ours and of theirs per set")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, str(args.reference_repo.resolve()))
+    if args.step_ratio:
+        rows = [step_ratio(args.reference_repo, d, args.data_root) for d in args.datasets]
+        for row in rows:
+            print(row, flush=True)
+        out = args.out or RESULTS / "ts2vec_reference_steps.json"
+        out.write_text(json.dumps({"command": " ".join(sys.argv), "threads": 1, "rows": rows,
+                                   "uptime_at_end": subprocess.run(["uptime"], capture_output=True,
+                                                                   text=True).stdout.strip()}, indent=2),
+                       encoding="utf-8")
+        print(f"wrote {out}")
+        return
     commit = subprocess.run(["git", "-C", str(args.reference_repo), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown (not a git checkout)"
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -86,10 +131,11 @@ def main() -> None:
                             "accuracy_std": round(statistics.stdev(acc), 4) if len(acc) > 1 else 0.0,
                             "train_cpu_s": round(statistics.mean(r["train_cpu_s"] for r in mine), 1)}
         print(dataset, summary[dataset], flush=True)
-    args.out.write_text(json.dumps({"command": " ".join(sys.argv), "reference_commit": commit, "threads": 1,
+    out = args.out or RESULTS / "ts2vec_reference.json"
+    out.write_text(json.dumps({"command": " ".join(sys.argv), "reference_commit": commit, "threads": 1,
                                     "uptime_at_start": uptime, "summary": summary, "runs": runs}, indent=2),
                         encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
