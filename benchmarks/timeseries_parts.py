@@ -10,7 +10,7 @@ from typing import Any
 
 PARTS = ("timeseries.json", "timeseries.jv.json", "timeseries.methods.json", "timeseries.issue23.json",
          "timeseries.issue24.json", "timeseries.issue24b.json", "timeseries.issue24c.json", "timeseries.issue24d_tnc.json",
-         "timeseries.issue24d_dae.json", "timeseries.issue24e.json")
+         "timeseries.issue24d_dae.json", "timeseries.issue24f.json")
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:

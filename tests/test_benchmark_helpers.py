@@ -120,3 +120,19 @@ def test_graph_sweep_record_adds_and_replaces_by_key(tmp_path, monkeypatch) -> N
     graph.record_sweep({"dataset": "MUTAG", "method": "infograph", "val": 3}, "a")
     entries = json.loads((tmp_path / "graph_sweep.json").read_text())["entries"]
     assert sorted((e["dataset"], e["val"]) for e in entries) == [("Cora", 2), ("MUTAG", 3)]
+
+
+def test_timeseries_budget_follows_the_side_by_side_reference(tmp_path) -> None:
+    """``--budget reference`` caps a run at the CPU seconds of the authors' code measured beside ours when that file
+    exists (and says so), else at the issue's figures from an earlier machine."""
+    import timeseries
+
+    missing = timeseries.reference_numbers(tmp_path / "absent.json")
+    assert missing["source"].startswith("issue 24") and missing["numbers"]["GunPoint"][1] == 42.4
+    measured = tmp_path / "ts2vec_reference.json"
+    measured.write_text(json.dumps({"summary": {"GunPoint": {"accuracy": 0.98, "train_cpu_s": 30.0}}}))
+    found = timeseries.reference_numbers(measured)
+    assert found["source"].endswith("(same machine)") and found["numbers"] == {"GunPoint": [0.98, 30.0]}
+    assert timeseries.budget_overrides("GunPoint", "reference", None, found) == [
+        "train.max_minutes=null", "train.max_cpu_minutes=0.5000"]
+    assert timeseries.budget_overrides("GunPoint", "recipe", None, found) == []
