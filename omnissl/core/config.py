@@ -95,7 +95,9 @@ class TrainConfig(Strict):
         "a budget that stays fair when other jobs share the machine")
     batch_size: StrictInt = Field(256, ge=1)
     accumulate: StrictInt = Field(1, ge=1, description="gradient accumulation steps per optimizer step")
-    optimizer: Literal["adamw", "sgd", "lars"] = "adamw"
+    optimizer: Literal["adamw", "adam", "sgd", "lars"] = Field(
+        "adamw", description="adamw: decoupled weight decay; adam: weight decay as an L2 term in the gradient "
+        "(torch.optim.Adam, what DGI/GRACE/GraphMAE/InfoGraph's code uses: the same number regularises far more)")
     lr: Float = Field(1e-3, gt=0)
     min_lr: Float = Field(0.0, ge=0)
     momentum: Float = Field(0.9, ge=0, lt=1)

@@ -64,6 +64,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     groups = parameter_groups(model)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":  # coupled: weight_decay · w joins the gradient before Adam's normalisation
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return LARS(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
