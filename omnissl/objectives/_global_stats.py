@@ -90,13 +90,21 @@ def batch_mean_nograd(z: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def own_rows(count: int, *, device: torch.device) -> slice:
+    """The slice of the global batch (ranks in order) that this rank's ``count`` rows occupy; one small collective
+    under DDP, none in one process."""
+    if not distributed():
+        return slice(0, count)
+    sizes = gather_cat_nograd(torch.tensor([count], device=device))
+    start = int(sizes[: rank()].sum())
+    return slice(start, start + count)
+
+
 def gather_rows(z: Tensor) -> tuple[Tensor, slice]:
     """Every rank's rows of ``z`` (no gradient) and the slice of them this rank holds."""
     if not distributed():
         return z.detach(), slice(0, z.shape[0])
-    sizes = gather_cat_nograd(torch.tensor([z.shape[0]], device=z.device))
-    start = int(sizes[: rank()].sum())
-    return gather_cat_nograd(z), slice(start, start + z.shape[0])
+    return gather_cat_nograd(z), own_rows(z.shape[0], device=z.device)
 
 
 @torch.no_grad()

@@ -39,8 +39,8 @@ def cpc_loss(z: Tensor, predictions: list[Tensor], padding: Tensor | None = None
     valid = torch.ones(b, n, dtype=torch.bool, device=z.device) if padding is None else ~padding
     # Negatives are every rank's sequences (differentiable gather): the global batch's B·W − 1, not the local
     # B − 1. Gathering needs the same N on every rank (fixed-length crops); this rank's anchors sit at ``own``.
-    keys, key_mask = gather_cat(z), gather_rows(valid)[0]
-    own = gather_rows(valid)[1]
+    keys = gather_cat(z)
+    key_mask, own = gather_rows(valid)
     positive = torch.arange(own.start, own.stop, device=z.device)
     total = z.new_zeros((), dtype=torch.float32)
     count = z.new_zeros((), dtype=torch.float32)

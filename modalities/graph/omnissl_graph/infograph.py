@@ -21,7 +21,7 @@ from omnissl.core.collectives import gather_cat
 from omnissl.core.errors import IncompatibleError
 from omnissl.core.registry import OBJECTIVES
 from omnissl.core.types import Encoder, ObjectiveOutput, ViewSet
-from omnissl.objectives._global_stats import gather_rows, global_log, masked_share
+from omnissl.objectives._global_stats import global_log, masked_share, own_rows
 from omnissl.objectives.base import Objective
 from omnissl_graph.augment import unpack
 
@@ -80,8 +80,8 @@ class InfoGraph(Objective):
         nodes = self.encoder.node_embeddings(graph)  # type: ignore[operator]
         pooled = self.encoder.pool(nodes, view)  # type: ignore[operator]  # (G, D)
         local_graphs = self.global_head(pooled)
-        _, own_rows = gather_rows(local_graphs.detach()[:, :1])  # this rank's offset in the global batch's graphs
-        loss = jsd_local_global_loss(self.local_head(nodes), gather_cat(local_graphs), batch + own_rows.start)
+        offset = own_rows(local_graphs.shape[0], device=local_graphs.device).start  # this rank's first global graph
+        loss = jsd_local_global_loss(self.local_head(nodes), gather_cat(local_graphs), batch + offset)
         return ObjectiveOutput(loss=loss, logs={"jsd_mi": global_log(-loss)}, embeddings=pooled.detach())
 
 
