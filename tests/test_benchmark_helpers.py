@@ -136,3 +136,5 @@ def test_timeseries_budget_follows_the_side_by_side_reference(tmp_path) -> None:
     assert timeseries.budget_overrides("GunPoint", "reference", None, found) == [
         "train.max_minutes=null", "train.max_cpu_minutes=0.5000"]
     assert timeseries.budget_overrides("GunPoint", "recipe", None, found) == []
+    with pytest.raises(SystemExit, match="no ArrowHead run"):
+        timeseries.budget_overrides("ArrowHead", "reference", None, found)
